@@ -1,0 +1,1 @@
+"""Lightning callbacks that dlstudies adds to Lightning's own."""

@@ -1,0 +1,1 @@
+"""LightningModules that wrap any architecture for a task: causal language modelling, classification."""

@@ -1,0 +1,61 @@
+"""What every task shares: the wrapped net, its init, the optimizer and schedule, the L2 penalty."""
+
+from collections.abc import Callable, Mapping
+
+import lightning as L
+import torch
+from torch import nn
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class Task(L.LightningModule):
+    """Wraps any ``nn.Module`` ``net``; optimizer and scheduler arrive as Hydra partials.
+
+    ``regularizer`` is the plain mapping of the ``regularizer`` config group; ``l2`` adds the
+    explicit penalty lambda * sum(w^2) over weight matrices to the loss, which differs from the
+    decoupled ``weight_decay`` of AdamW (both are available).
+    """
+
+    def __init__(self, net: nn.Module, optimizer: OptimizerFactory, scheduler: Callable | None = None,
+                 regularizer: Mapping | None = None, init: Callable[[nn.Module], None] | None = None) -> None:
+        super().__init__()
+        self.net = net
+        if init is not None:
+            init(self.net)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        regularizer = regularizer or {}
+        self.l2 = float(regularizer.get("l2", 0.0))
+        self.label_smoothing = float(regularizer.get("label_smoothing", 0.0))
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable parameters of the wrapped net."""
+        return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _weights(self) -> list[nn.Parameter]:
+        """Matrices and embeddings: what weight decay and the L2 penalty act on (not biases, norms)."""
+        return [p for p in self.net.parameters() if p.requires_grad and p.ndim >= 2]
+
+    def l2_penalty(self) -> torch.Tensor:
+        """lambda * sum(w^2) over the weights; its gradient is 2 * lambda * w."""
+        return self.l2 * sum(w.pow(2).sum() for w in self._weights())
+
+    def regularized(self, loss: torch.Tensor) -> torch.Tensor:
+        """The training objective: the data loss plus the explicit L2 penalty when lambda > 0."""
+        return loss + self.l2_penalty() if self.l2 > 0 else loss
+
+    def configure_optimizers(self) -> dict:
+        weights = {id(p) for p in self._weights()}
+        others = [p for p in self.net.parameters() if p.requires_grad and id(p) not in weights]
+        optimizer = self.optimizer_factory(
+            [{"params": self._weights()}, {"params": others, "weight_decay": 0.0}])
+        config: dict = {"optimizer": optimizer}
+        if self.scheduler_factory is not None:
+            total = int(self.trainer.estimated_stepping_batches)
+            config["lr_scheduler"] = {"scheduler": self.scheduler_factory(optimizer, total_steps=total),
+                                      "interval": "step"}
+        return config

@@ -1,0 +1,127 @@
+"""Train one configuration: ``python train.py [group=option ...] [key=value ...] [-m]``."""
+
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from dlstudies import CONF_DIR
+from dlstudies.callbacks.divergence import StopOnDivergence
+from dlstudies.callbacks.metadata import CheckpointMetadata
+from dlstudies.config import ConfigError, check_choices, register_resolvers, validate
+from dlstudies.summary import write_summary
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _hydra_record() -> dict:
+    if not HydraConfig.initialized():
+        return {"overrides": [], "choices": {}}
+    hydra_cfg = HydraConfig.get()
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    return {"overrides": list(hydra_cfg.overrides.task), "choices": choices}
+
+
+def _report(metrics: dict, samples: list[str], run_dir: Path, status: str) -> None:
+    shown = {k: v for k, v in metrics.items() if k.split("/")[0] in ("val", "test", "best")}
+    console.print(f"[bold]status[/bold] {status}  " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+    if samples:
+        console.print("[bold]samples[/bold] " + " | ".join(repr(s) if "\n" in s else s for s in samples))
+    console.print(f"[bold]run folder[/bold] {run_dir}")
+
+
+def train(cfg: DictConfig) -> dict:
+    """Build data, model, callbacks, loggers and Trainer from ``cfg``; fit, test, record."""
+    validate(cfg)
+    start = time.time()
+    run_dir = Path(cfg.paths.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")  # tokenize/load once: bad data fails here, before any training
+    module = instantiate(cfg.model, **datamodule.model_kwargs())
+    divergence = StopOnDivergence()
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [divergence, CheckpointMetadata(config)]
+    loggers = [instantiate(c) for c in cfg.logger.values()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    record = {**_hydra_record(), "status": "running", "n_params": module.n_params, "seed": cfg.seed,
+              "output_dir": str(run_dir), "metrics": {}}
+    for logger in loggers:
+        logger.log_hyperparams({**config, "n_params": module.n_params})
+    samples: list[str] = []
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        record["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        checkpoint = trainer.checkpoint_callback
+        if checkpoint is not None and checkpoint.best_model_score is not None:
+            record["metrics"][f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
+            record["best_ckpt"] = checkpoint.best_model_path
+        record["status"] = "diverged" if divergence.diverged else "completed"
+        if divergence.diverged:
+            record["diverged"] = divergence.describe()
+        elif cfg.test and datamodule.test_dataloader():
+            best = "best" if record.get("best_ckpt") else None
+            for results in trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False):
+                record["metrics"].update({k: float(v) for k, v in results.items()})
+        if hasattr(module, "sample") and cfg.samples and not divergence.diverged:
+            samples = module.sample(cfg.samples, seed=cfg.seed)
+            record["samples"] = samples
+            for logger in loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.log_text("samples", columns=["sample"], data=[[s] for s in samples])
+    except BaseException as error:
+        record.update(status="failed", error=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        record["wall_time_s"] = round(time.time() - start, 2)
+        record["steps"] = trainer.global_step
+        if trainer.is_global_zero:
+            write_summary(run_dir, record)
+        for logger in loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.finish()  # the next job of a multirun gets its own W&B run
+    if trainer.is_global_zero:
+        _report(record["metrics"], samples, run_dir, record["status"])
+    return record
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    try:
+        record = train(cfg)
+    except ConfigError as error:
+        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(2)
+    if record["status"] == "diverged":
+        console.print(f"[red]diverged:[/red] {record['diverged']}", highlight=False)
+        if HydraConfig.get().mode == RunMode.RUN:
+            sys.exit(1)  # a lone run fails loudly; inside a multirun the sweep carries on
+        return float("nan")
+    metric = cfg.get("optimized_metric")
+    return record["metrics"].get(metric) if metric else None
+
+
+def main() -> None:
+    """Console entry point: check group options in one line, then hand over to Hydra."""
+    register_resolvers()
+    torch.set_float32_matmul_precision("high")
+    try:
+        check_choices(sys.argv[1:])
+    except ConfigError as error:
+        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        sys.exit(2)
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
