@@ -51,8 +51,8 @@ def train(cfg: DictConfig) -> dict:
     datamodule.setup("fit")  # tokenize/load once: bad data fails here, before any training
     module = instantiate(cfg.model, **datamodule.model_kwargs())
     divergence = StopOnDivergence()
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [divergence, CheckpointMetadata(config)]
-    loggers = [instantiate(c) for c in cfg.logger.values()]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [divergence, CheckpointMetadata(config)]
+    loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     record = {**_hydra_record(), "status": "running", "n_params": module.n_params, "seed": cfg.seed,
               "output_dir": str(run_dir), "metrics": {}}
@@ -100,10 +100,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         record = train(cfg)
     except ConfigError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
     if record["status"] == "diverged":
-        console.print(f"[red]diverged:[/red] {record['diverged']}", highlight=False)
+        console.print(f"[red]diverged:[/red] {record['diverged']}", highlight=False, soft_wrap=True)
         if HydraConfig.get().mode == RunMode.RUN:
             sys.exit(1)  # a lone run fails loudly; inside a multirun the sweep carries on
         return float("nan")
@@ -118,7 +118,7 @@ def main() -> None:
     try:
         check_choices(sys.argv[1:])
     except ConfigError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
     _hydra_main()
 

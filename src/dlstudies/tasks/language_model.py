@@ -20,12 +20,15 @@ class LanguageModel(Task):
     character (character corpora) and top-1 accuracy, and samples text.
 
     ``vocab`` maps ids to tokens; ``lines`` says items are lines that start and end with token 0
-    (names); ``separator`` joins tokens ("" for characters, " " for words).
+    (names); ``separator`` joins tokens ("" for characters, " " for words). ``compile`` wraps the
+    net's forward in ``torch.compile`` (in place, so parameter names and checkpoints are unchanged).
     """
 
     def __init__(self, net: nn.Module, vocab: Sequence[str], lines: bool = True, separator: str = "",
-                 **task_kwargs) -> None:
+                 compile: bool = False, **task_kwargs) -> None:
         super().__init__(net, **task_kwargs)
+        if compile:
+            self.net.compile()
         self.vocab, self.lines, self.separator = list(vocab), lines, separator
         stages = ("val", "test")
         self.eval_loss = nn.ModuleDict({s: MeanMetric() for s in stages})
