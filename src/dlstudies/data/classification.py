@@ -1,0 +1,84 @@
+"""What the image and MNIST-1D data modules share: tensor splits, loaders, batch augmentation."""
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from dlstudies.data.tensors import tensor_loader
+
+
+def split_off(x: torch.Tensor, y: torch.Tensor, n: int, seed: int) -> tuple[tuple, tuple]:
+    """A seeded random split of (x, y) into (the rest, ``n`` held-out examples)."""
+    if not 1 <= n < len(x):
+        raise ValueError(f"data.val_size={n} is not allowed; it must be in [1, {len(x) - 1}]")
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    rest, held = order[n:], order[:n]
+    return (x[rest], y[rest]), (x[held], y[held])
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    """Labelled examples held as tensors: ``splits[name] = (x, y)`` for train, val and test.
+
+    Subclasses fill ``splits`` and ``class_names`` in ``load()``; inputs are standardised with the
+    training split's mean and std. Validation also evaluates (up to ``train_eval_size`` examples of)
+    the training split, so every run records its training loss on the whole set, not only the noisy
+    per-batch loss. ``augment`` transforms training batches on the device, all at once, after
+    transfer (``augment_batch``), so augmentation costs no per-sample Python work.
+    """
+
+    def __init__(self, batch_size: int = 128, seed: int = 0, augment: bool = False,
+                 train_eval_size: int = 10000) -> None:
+        super().__init__()
+        self.batch_size, self.seed, self.augment = batch_size, seed, augment
+        self.train_eval_size = train_eval_size
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.class_names: list[str] = []
+
+    def load(self) -> None:
+        """Fill ``self.splits`` (unnormalised float inputs, long labels) and ``self.class_names``."""
+        raise NotImplementedError
+
+    def augment_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """A randomly transformed copy of a batch of standardised training inputs."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        self.load()
+        x = self.splits["train"][0]
+        mean, std = x.mean(), x.std()
+        self.splits = {name: ((x - mean) / std, y) for name, (x, y) in self.splits.items()}
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.splits["train"][0].shape[1:])
+
+    def model_kwargs(self) -> dict:
+        """What the model needs from the data, as plain data (stored in checkpoints)."""
+        return {"net": {"in_features": int(torch.tensor(self.input_shape).prod()),
+                        "num_classes": len(self.class_names)},
+                "class_names": list(self.class_names)}
+
+    def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple:
+        if self.augment and self.trainer is not None and self.trainer.training:
+            x, y = batch
+            return self.augment_batch(x), y
+        return batch
+
+    def _loader(self, split: str, shuffle: bool = False, limit: int | None = None) -> DataLoader:
+        x, y = self.splits[split]
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
+        return tensor_loader(x, y, batch_size=self.batch_size if shuffle else 1000, shuffle=shuffle,
+                             seed=self.seed)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """Validation split first; then the training split, evaluated like the validation split."""
+        return [self._loader("val"), self._loader("train", limit=self.train_eval_size)]
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

@@ -1,0 +1,68 @@
+"""Deep fully connected classifiers, plain or residual, with the textbook's two block orders.
+
+``depth`` counts the hidden layers (linear maps into the hidden width); the first one projects
+the flattened input to ``width``, the other ``depth - 1`` are blocks width -> width, and a linear
+head maps to the classes. With ``order="post"`` a block is Linear -> norm -> activation (the
+course's plain network; residual blocks add that to their input). With ``order="pre"`` a block
+is norm -> activation -> Linear (He et al. 2016's pre-activation order, the norm inside the
+residual branch), and a final norm -> activation comes before the head.
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from dlstudies.models.norms import NormFactory
+
+ORDERS = ("post", "pre")
+
+
+class Block(nn.Module):
+    """One hidden layer of ``width`` units, optionally with a skip connection around it."""
+
+    def __init__(self, width: int, order: str, residual: bool, norm: NormFactory,
+                 activation: Callable[[], nn.Module], dropout: float) -> None:
+        super().__init__()
+        linear = nn.Linear(width, width)
+        if order == "post":
+            self.branch = nn.Sequential(linear, norm(width), activation(), nn.Dropout(dropout))
+        else:
+            self.branch = nn.Sequential(norm(width), activation(), nn.Dropout(dropout), linear)
+        self.residual = residual
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.branch(h) if self.residual else self.branch(h)
+
+
+class MLPClassifier(nn.Module):
+    """Flattens the input, then ``depth`` hidden layers of ``width`` units, then class logits.
+
+    ``norm`` (a ``norm(num_features)`` factory; default none) and ``activation`` (default ReLU)
+    come from the config groups of the same names.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, depth: int = 4, width: int = 128,
+                 residual: bool = False, order: str = "post", norm: NormFactory | None = None,
+                 activation: Callable[[], nn.Module] | None = None, dropout: float = 0.0) -> None:
+        super().__init__()
+        if order not in ORDERS:
+            raise ValueError(f"model.net.order={order!r} is not allowed; use post or pre")
+        if depth < 1 or width < 1:
+            raise ValueError(f"model.net depth={depth}, width={width}: both must be >= 1")
+        norm, activation = norm or nn.Identity, activation or nn.ReLU
+        self.depth, self.residual, self.order = depth, residual, order
+        stem = [nn.Linear(in_features, width)]
+        if order == "post":
+            stem += [norm(width), activation(), nn.Dropout(dropout)]
+        self.stem = nn.Sequential(*stem)
+        self.blocks = nn.ModuleList(
+            Block(width, order, residual, norm, activation, dropout) for _ in range(depth - 1))
+        final = [norm(width), activation(), nn.Dropout(dropout)] if order == "pre" else []
+        self.head = nn.Sequential(*final, nn.Linear(width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x.flatten(1))
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)

@@ -1,0 +1,1 @@
+"""Measurements behind the course's studies that are not training runs themselves."""
