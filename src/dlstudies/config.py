@@ -17,6 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 from dlstudies import CONF_DIR, ROOT, SWEEPS_DIR
 
 
+STUDY_SCALES = ("default", "smoke")  # sizes every sweeps/*.yaml defines under study.sizes
+
+
 class ConfigError(ValueError):
     """A bad user-supplied value; its message is the one line the user sees."""
 
@@ -46,7 +49,8 @@ def sweep_group() -> str | None:
 def register_resolvers() -> None:
     """Make ``${dls.*:}`` interpolations available to every config (idempotent)."""
     for name, fn in {"dls.root": lambda: str(ROOT), "dls.wandb_offline": wandb_offline,
-                     "dls.job_name": job_name, "dls.sweep_group": sweep_group}.items():
+                     "dls.job_name": job_name, "dls.sweep_group": sweep_group,
+                     "dls.ratio": lambda a, b: max(1, round(float(a) / float(b)))}.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
@@ -60,6 +64,9 @@ def group_options(group: str) -> list[str]:
 def check_choices(argv: list[str]) -> None:
     """Reject ``group=option`` overrides naming an option that does not exist, in one line."""
     for arg in argv:
+        scale = re.fullmatch(r"\+*study\.scale=(.*)", arg)
+        if scale and scale[1] not in STUDY_SCALES:
+            raise ConfigError(f"study.scale={scale[1]} is not an option; allowed: {', '.join(STUDY_SCALES)}")
         match = re.fullmatch(r"[+~]*([\w/]+)=(.*)", arg)
         if not match or match[1].startswith("hydra"):
             continue
@@ -87,7 +94,7 @@ def _check(cfg: DictConfig, key: str, kind: type, low: float, allowed: str, stri
 
 def validate(cfg: DictConfig) -> None:
     """Check the values a user is most likely to get wrong, before anything is built or trained."""
-    if "path" in cfg.get("data", {}) and OmegaConf.is_missing(cfg.data, "path"):
+    if "data" in cfg and OmegaConf.is_missing(cfg.data, "path"):
         choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else "this"
         raise ConfigError(f"data.path is missing; data={choice} needs data.path=/path/to/file")
     _check(cfg, "optimizer.lr", Real, 0, "a number > 0", strict=True)
@@ -99,6 +106,8 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg, "regularizer.l2", Real, 0, "a number >= 0")
     _check(cfg, "regularizer.dropout", Real, 0, "a number in [0, 1)")
     _check(cfg, "seed", Integral, 0, "an integer >= 0")
+    _check(cfg, "threads", Integral, 1, "an integer >= 1 (or null)")
+    _check(cfg, "regularizer.ensemble", Integral, 1, "an integer >= 1")
     dropout = _get(cfg, "regularizer.dropout")
     if isinstance(dropout, Real) and dropout >= 1:
         raise ConfigError(f"regularizer.dropout={dropout} is not allowed; it must be in [0, 1)")

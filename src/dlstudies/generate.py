@@ -6,6 +6,7 @@ from torch import nn
 
 def _next_token(logits: torch.Tensor, temperature: float, top_k: int | None,
                 generator: torch.Generator | None) -> torch.Tensor:
+    logits = torch.nan_to_num(logits)  # a barely-trained or exploded net must still sample
     if temperature <= 0:
         return logits.argmax(-1, keepdim=True)
     logits = logits / temperature

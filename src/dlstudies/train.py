@@ -8,6 +8,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
@@ -40,16 +41,29 @@ def _report(metrics: dict, samples: list[str], run_dir: Path, status: str) -> No
     console.print(f"[bold]run folder[/bold] {run_dir}")
 
 
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """Data (loaded and tokenized once) and model; bad data or arguments fail here in one line."""
+    try:
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        module = instantiate(cfg.model, **datamodule.model_kwargs())
+    except (InstantiationException, ValueError, FileNotFoundError) as error:
+        while error.__cause__ is not None:  # Hydra wraps the constructor's own error
+            error = error.__cause__
+        raise ConfigError(str(error).splitlines()[0]) from None
+    return datamodule, module
+
+
 def train(cfg: DictConfig) -> dict:
     """Build data, model, callbacks, loggers and Trainer from ``cfg``; fit, test, record."""
     validate(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     start = time.time()
     run_dir = Path(cfg.paths.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")  # tokenize/load once: bad data fails here, before any training
-    module = instantiate(cfg.model, **datamodule.model_kwargs())
+    datamodule, module = build(cfg)
     divergence = StopOnDivergence()
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [divergence, CheckpointMetadata(config)]
     loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]

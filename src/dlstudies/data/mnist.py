@@ -102,26 +102,26 @@ class MNISTDataModule(ClassificationDataModule):
     """MNIST or Fashion-MNIST (``name``): 28x28 grey images, 10 classes.
 
     ``val_size`` training images (chosen with ``seed``) form the validation split;
-    ``train_size`` optionally keeps only that many of the rest, for fast studies.
+    ``num_train`` optionally keeps only that many of the rest, for fast studies.
     ``augment`` shifts each training image by up to ``max_shift`` pixels (background fill).
     """
 
     def __init__(self, name: str = "mnist", path: str | None = None, data_dir: str = "data",
-                 val_size: int = 5000, train_size: int | None = None, max_shift: int = 2,
+                 val_size: int = 5000, num_train: int | None = None, max_shift: int = 2,
                  download: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         if name not in CLASS_NAMES:
             raise ValueError(f"data.name={name!r} is not allowed; use {' or '.join(CLASS_NAMES)}")
         self.name, self.path, self.data_dir, self.download = name, path, data_dir, download
-        self.val_size, self.train_size, self.max_shift = val_size, train_size, max_shift
+        self.val_size, self.num_train, self.max_shift = val_size, num_train, max_shift
 
     def load(self) -> None:
         files = locate(self.name, self.path, self.data_dir, self.download)
         arrays = {key: torch.from_numpy(read_idx(file).copy()) for key, file in files.items()}
         x, y = arrays["train_images"].float(), arrays["train_labels"].long()
         train, val = split_off(x, y, self.val_size, self.seed)
-        if self.train_size is not None:
-            train = (train[0][: self.train_size], train[1][: self.train_size])
+        if self.num_train is not None:
+            train = (train[0][: self.num_train], train[1][: self.num_train])
         test = (arrays["test_images"].float(), arrays["test_labels"].long())
         self.splits = {"train": train, "val": val, "test": test}
         self.class_names = CLASS_NAMES[self.name]

@@ -1,0 +1,142 @@
+"""Language-model experiments and the end-to-end paths: configs compose, every model samples through
+LanguageModel.sample, checkpoints round-trip through a real run, the headline multirun works, and
+the shakespeare corpus fails offline in one line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from dlstudies import CONF_DIR, ROOT
+from dlstudies.checkpoint import load_module
+from dlstudies.config import register_resolvers
+from dlstudies.tasks.language_model import LanguageModel
+
+MODELS = ["bigram", "mlp", "rnn", "gru", "lstm", "transformer"]
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")
+                     if p.stem.startswith(("names_", "shakespeare_", "words_")))
+TINY = {"mlp": ["model.net.hidden=[16]", "model.net.embed_dim=8"],
+        "rnn": ["model.net.hidden=16", "model.net.embed_dim=8"],
+        "gru": ["model.net.hidden=16", "model.net.embed_dim=8"],
+        "lstm": ["model.net.hidden=16", "model.net.embed_dim=8", "model.net.tie_weights=true"],
+        "transformer": ["model.net.n_embd=16", "model.net.n_layer=1", "model.net.n_head=2"],
+        "bigram": []}
+CHARS = ["\n", *"abcdefghij"]
+WORDS = ["<eos>", "<unk>", "the", "cat", "sat", ",", "."]
+
+
+def compose_config(overrides: list[str]):
+    register_resolvers()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """``python train.py args`` with one thread, logging under ``tmp_path``."""
+    args = args if "-m" in args else [*args, f"paths.log_dir={tmp_path}"]
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_composes_and_builds(name: str) -> None:
+    cfg = compose_config([f"experiment={name}"])
+    assert OmegaConf.select(cfg, "model._target_").endswith("LanguageModel")
+    kwargs = {"net": {"vocab_size": 11}, "vocab": CHARS, "lines": name.startswith("names_")}
+    module = instantiate(cfg.model, **kwargs)
+    x = torch.zeros(2, min(8, cfg.data.block_size), dtype=torch.long)
+    assert module(x).shape == (2, x.size(1), 11)
+    if "transformer" in name or "gpt" in name:
+        assert module.net.block_size == cfg.data.block_size  # the context follows the data
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("vocab", [CHARS, WORDS], ids=["chars", "words"])
+def test_sample_length_and_vocabulary(model: str, vocab: list[str]) -> None:
+    words = vocab is WORDS
+    cfg = compose_config([f"model={model}", "data.block_size=8", *TINY[model]])
+    module: LanguageModel = instantiate(cfg.model, net={"vocab_size": len(vocab)}, vocab=vocab,
+                                        lines=not words, separator=" " if words else "")
+    texts = module.sample(4, max_new_tokens=20, temperature=0.8, top_k=5, seed=0)
+    assert len(texts) == 4
+    for text in texts:
+        tokens = text.split(" ") if words else list(text)
+        assert set(tokens) <= set(vocab)
+        # lines stop at their boundary (never part of the text); streams run the full length
+        assert len(tokens) == 20 if words else len(tokens) <= 20 and "\n" not in text
+    assert module.sample(4, max_new_tokens=20, temperature=0.8, top_k=5, seed=0) == texts
+    prompt = "the cat" if words else "ab"
+    assert all(t.startswith(prompt) for t in module.sample(2, prompt=prompt, max_new_tokens=5))
+
+
+def write_words(tmp_path: Path) -> Path:
+    path = tmp_path / "words.txt"
+    lines = ["the cat sat on the mat .", "the dog sat on the log .", "a cat and a dog ran ."]
+    path.write_text("\n".join(lines * 40) + "\n", encoding="utf-8")
+    return path
+
+
+def test_checkpoint_round_trip_through_a_word_run(tmp_path: Path) -> None:
+    corpus = write_words(tmp_path)
+    result = run(["data=words", f"data.path={corpus}", "data.block_size=8", "model=transformer",
+                  *TINY["transformer"], "logger=csv", "trainer.max_steps=20",
+                  "trainer.val_check_interval=10", "samples=2", f"paths.data_dir={tmp_path / 'data'}"],
+                 tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(next(tmp_path.glob("train/runs/*/summary.json")).read_text())
+    assert summary["status"] == "completed" and len(summary["samples"]) == 2
+    assert list((tmp_path / "data" / "words").glob("*.pt"))  # the processed corpus was cached
+    module, config = load_module(summary["best_ckpt"])
+    assert module.separator == " " and module.vocab[0] == "<eos>"
+    data = instantiate(config.data)
+    data.setup()
+    assert data.vocab == module.vocab
+    losses = [(torch.nn.functional.cross_entropy(module(x).flatten(0, 1), y.flatten(),
+                                                 reduction="sum"), y.numel())
+              for x, y in data.val_dataloader()]
+    val = sum(loss for loss, _ in losses) / sum(n for _, n in losses)
+    assert val.item() == pytest.approx(summary["metrics"]["best/val/loss"], abs=1e-4)
+    assert all(set(t.split(" ")) <= set(module.vocab) for t in module.sample(2, max_new_tokens=6))
+
+
+def test_headline_multirun_command(tmp_path: Path) -> None:
+    tiny = ["trainer.max_steps=20", "trainer.val_check_interval=10", "logger=csv", "samples=2",
+            f"paths.log_dir={tmp_path}"]
+    result = run([*tiny, "model=lstm", "norm=layernorm", "-m"], tmp_path)  # as typed, tiny first
+    assert result.returncode == 0, result.stderr[-2000:]
+    summaries = list(tmp_path.glob("train/multiruns/*/*/summary.json"))
+    assert len(summaries) == 1
+    summary = json.loads(summaries[0].read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 20
+    assert summary["choices"]["norm"] == "layernorm" and summary["choices"]["model"] == "lstm"
+    assert summary["metrics"]["val/loss"] < 3.3  # below the uniform 27-way guess (ln 27 = 3.30)
+
+
+def test_shakespeare_missing_offline_is_one_clear_line(tmp_path: Path) -> None:
+    # A proxy on a closed local port makes any download fail at once, network or not.
+    proxy = "http://127.0.0.1:9"
+    result = run(["data=shakespeare", "logger=none", f"paths.data_dir={tmp_path / 'data'}"], tmp_path,
+                 https_proxy=proxy, HTTPS_PROXY=proxy, http_proxy=proxy, HTTP_PROXY=proxy)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1 and "tinyshakespeare.txt" in error[0] and "data.path=" in error[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_names_experiment_runs_end_to_end(model: str, tmp_path: Path) -> None:
+    result = run([f"experiment=names_{model}", "trainer.max_steps=30", "trainer.val_check_interval=15",
+                  "logger=csv"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(next(tmp_path.glob("train/runs/*/summary.json")).read_text())
+    assert summary["status"] == "completed" and summary["metrics"]["test/loss"] < 3.3
+
