@@ -112,7 +112,7 @@ def test_headline_multirun_command(tmp_path: Path) -> None:
             f"paths.log_dir={tmp_path}"]
     result = run([*tiny, "model=lstm", "norm=layernorm", "-m"], tmp_path)  # as typed, tiny first
     assert result.returncode == 0, result.stderr[-2000:]
-    summaries = list(tmp_path.glob("train/multiruns/*/*/summary.json"))
+    summaries = list((tmp_path / "train" / "multiruns").rglob("summary.json"))
     assert len(summaries) == 1
     summary = json.loads(summaries[0].read_text())
     assert summary["status"] == "completed" and summary["steps"] == 20

@@ -1,0 +1,88 @@
+"""Bigram and MLP language models: shapes, causality, the count-based optimum, learning."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from functools import partial
+from torch import nn
+
+from conftest import make_cfg
+from dlstudies.data.chars import CharDataModule
+from dlstudies.models.bigram import BigramLanguageModel
+from dlstudies.models.mlp import MLPLanguageModel
+from dlstudies.models.norms import BatchNorm
+from dlstudies.train import train
+
+MODELS = {
+    "bigram": lambda: BigramLanguageModel(11),
+    "mlp": lambda: MLPLanguageModel(11, context=4, embed_dim=5, hidden=(16, 16)),
+    "mlp-direct-layernorm": lambda: MLPLanguageModel(11, context=2, embed_dim=5, hidden=(16,), direct=True,
+                                                     norm=nn.LayerNorm, activation=nn.ReLU),
+    "mlp-batchnorm": lambda: MLPLanguageModel(11, context=3, embed_dim=5, hidden=(16,), norm=BatchNorm),
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_shape_and_causality(name: str) -> None:
+    torch.manual_seed(0)
+    net = MODELS[name]()
+    nn.init.normal_(next(net.parameters()))
+    net.eval()
+    idx = torch.randint(0, 11, (3, 9))
+    logits = net(idx)
+    assert logits.shape == (3, 9, 11)
+    for t in range(8):
+        changed = idx.clone()
+        changed[:, t + 1 :] = (changed[:, t + 1 :] + 1) % 11
+        assert torch.allclose(net(changed)[:, : t + 1], logits[:, : t + 1]), f"position {t} saw the future"
+    if name.startswith("mlp"):  # and the context really is `context` tokens wide
+        changed = idx.clone()
+        changed[:, 8 - net.context] += 1
+        assert torch.allclose(net(changed % 11)[:, 8], logits[:, 8])
+
+
+def test_context_below_one_is_rejected() -> None:
+    with pytest.raises(ValueError, match="context=0"):
+        MLPLanguageModel(5, context=0)
+
+
+def _count_bigram_nll(dm: CharDataModule) -> float:
+    """Validation NLL of the maximum-likelihood bigram counted on the training split."""
+    vocab = len(dm.vocab)
+    counts = torch.zeros(vocab, vocab)
+    x, y = dm.splits["train"]
+    mask = y != -1
+    counts.index_put_((x[mask], y[mask]), torch.ones(int(mask.sum())), accumulate=True)
+    logp = (counts / counts.sum(1, keepdim=True).clamp_min(1)).clamp_min(1e-12).log()
+    vx, vy = dm.splits["val"]
+    vmask = vy != -1
+    return float(-logp[vx[vmask], vy[vmask]].mean())
+
+
+def test_bigram_reaches_the_count_based_optimum(tmp_path: Path) -> None:
+    cfg = make_cfg(["model=bigram", "data.num_names=4000", "optimizer=adam", "optimizer.lr=0.1",
+                    "scheduler=none", "data.batch_size=256", "trainer.max_steps=1500",
+                    "trainer.val_check_interval=500", "logger=none", "callbacks=none", "samples=0",
+                    "test=false", "trainer.enable_progress_bar=false"], tmp_path)
+    record = train(cfg)
+    dm = CharDataModule(builtin="names", num_names=4000, seed=cfg.seed)
+    dm.setup()
+    assert record["metrics"]["val/loss"] == pytest.approx(_count_bigram_nll(dm), abs=0.01)
+
+
+def test_mlp_learns_well_below_uniform(tmp_path: Path) -> None:
+    cfg = make_cfg(["data.num_names=2000", "trainer.max_steps=300", "trainer.val_check_interval=300",
+                    "logger=none", "callbacks=none", "samples=0", "test=false",
+                    "trainer.enable_progress_bar=false"], tmp_path)
+    record = train(cfg)
+    assert record["metrics"]["val/loss"] < 0.75 * math.log(27)
+
+
+def test_same_seed_same_metrics(tmp_path: Path) -> None:
+    overrides = ["data.num_names=500", "trainer.max_steps=40", "trainer.val_check_interval=20",
+                 "logger=none", "callbacks=none", "samples=2", "trainer.enable_progress_bar=false"]
+    first = train(make_cfg(overrides, tmp_path / "a"))
+    second = train(make_cfg(overrides, tmp_path / "b"))
+    assert first["metrics"] == second["metrics"] and first["samples"] == second["samples"]
