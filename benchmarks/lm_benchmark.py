@@ -1,0 +1,306 @@
+"""Language-model benchmark: quality against the course's targets, speed against makemore/nanoGPT.
+
+    python benchmarks/lm_benchmark.py [--only names|shakespeare|words] [--threads 2]
+
+Every dlstudies figure comes from the documented command (``python train.py experiment=...``) run
+in a subprocess; its ``summary.json`` gives parameters, steps, wall time and losses. Wall time is
+end to end after start-up: data preparation, training, validation, test and samples.
+
+- names: each ``experiment=names_<model>`` on names.txt against its validation-loss target; the
+  bigram's target is the count model's loss on the same split, computed here.
+- shakespeare: throughput and loss at equal steps against makemore's default Transformer on names
+  and nanoGPT's CPU recipe on tiny-shakespeare. makemore's and nanoGPT's own figures are constants
+  measured on this 2-core machine (quoted from issue 3); the ratios use a plain PyTorch loop run
+  here on the same model, data, batch, optimizer and evaluation, so they isolate the framework's
+  overhead from the machine's speed.
+- words: Bengio MLP, LSTM and Transformer test perplexity on shakespeare_works.txt.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import torch  # noqa: E402  (after the path: the benchmark runs from a plain checkout too)
+import torch.nn.functional as F  # noqa: E402
+
+from dlstudies.data.chars import CharDataModule  # noqa: E402
+from dlstudies.models.transformer import TransformerLanguageModel  # noqa: E402
+from dlstudies.tasks.schedulers import constant, cosine_with_warmup  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+NAMES_TARGETS = {"mlp": 2.12, "rnn": 2.10, "gru": 2.02, "lstm": 2.02, "transformer": 1.95}
+# Quoted from issue 3, measured on this machine with the references' own code.
+MAKEMORE = {"steps": 5000, "wall": 200.0, "test": 2.013}
+NANOGPT = {"steps": 2000, "wall": 89.0, "val": 1.886}
+
+
+@dataclass
+class Row:
+    """One line of the table; ``None`` prints as a dash."""
+
+    name: str
+    params: int | None = None
+    steps: int | None = None
+    wall: float | None = None
+    val: float | None = None
+    test: float | None = None
+    target: str = ""
+    passed: bool | None = None
+
+    def cells(self) -> list[str]:
+        rate = self.steps / self.wall if self.steps and self.wall else None
+        fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+        verdict = {True: "yes", False: "NO", None: ""}[self.passed]
+        return [self.name, fmt(self.params, ","), fmt(self.steps, "d"), fmt(rate, ".1f"),
+                fmt(self.wall, ".1f"), fmt(self.val, ".4f"), fmt(self.test, ".4f"), self.target, verdict]
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    header = ["model", "params", "steps", "steps/s", "wall s", "val loss", "test loss", "target", "pass"]
+    lines = [header] + [row.cells() for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    print(f"\n## {title}")
+    for n, line in enumerate(lines):
+        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                        enumerate(zip(line, widths))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    sys.stdout.flush()
+
+
+def run_train(overrides: list[str], log_dir: Path, threads: int) -> dict:
+    """Run ``python train.py <overrides>`` and return its summary.json."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    command = [sys.executable, str(ROOT / "train.py"), *overrides, "logger=csv",
+               f"paths.log_dir={log_dir}"]
+    print("$ " + " ".join(["python train.py", *overrides]), flush=True)
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    summaries = sorted(log_dir.glob("train/runs/*/summary.json"), key=os.path.getmtime)
+    if result.returncode != 0 or not summaries:
+        sys.exit(f"train.py {' '.join(overrides)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(summaries[-1].read_text())
+
+
+def summary_row(name: str, summary: dict, target: float | None = None, metric: str = "val/loss") -> Row:
+    metrics = summary["metrics"]
+    val = metrics.get("best/val/loss", metrics.get("val/loss"))
+    row = Row(name, summary["n_params"], summary["steps"], summary["wall_time_s"], val,
+              metrics.get("test/loss"))
+    if target is not None:
+        value = val if metric == "val/loss" else metrics.get(metric)
+        row.target, row.passed = f"{metric} <= {target:.3f}", value is not None and value <= target
+    return row
+
+
+def count_bigram_loss(names: Path) -> float:
+    """Validation loss of the count bigram (add-one smoothing, as makemore) on data=names' split."""
+    data = CharDataModule(path=str(names), mode="lines", block_size=16, seed=1337)
+    data.setup()
+    V = len(data.vocab)
+    x, y = data.splits["train"]
+    keep = y != -1
+    counts = torch.ones(V, V).index_put_((x[keep], y[keep]), torch.ones(int(keep.sum())),
+                                         accumulate=True)
+    log_probs = (counts / counts.sum(1, keepdim=True)).log()
+    vx, vy = data.splits["val"]
+    keep = vy != -1
+    return float(-log_probs[vx[keep], vy[keep]].mean())
+
+
+def names_section(args: argparse.Namespace, log_dir: Path) -> None:
+    names = args.names.resolve()
+    optimum = count_bigram_loss(names)
+    rows = []
+    for model in ("bigram", "mlp", "rnn", "gru", "lstm", "transformer"):
+        summary = run_train([f"experiment=names_{model}", f"data.path={names}"], log_dir, args.threads)
+        target = optimum + 0.01 if model == "bigram" else NAMES_TARGETS[model]
+        rows.append(summary_row(model, summary, target))
+    rows[0].target += f" (count {optimum:.4f} + 0.01)"
+    print_table(f"names.txt, validation loss in nats/char ({args.threads} thread(s))", rows)
+
+
+def evaluate(net: torch.nn.Module, batches: list) -> float:
+    """Token-weighted mean cross-entropy over ``batches`` (padding targets, -1, skipped)."""
+    net.eval()
+    total = tokens = 0
+    with torch.no_grad():
+        for x, y in batches:
+            total += F.cross_entropy(net(x).flatten(0, 1), y.flatten(), ignore_index=-1,
+                                     reduction="sum").item()
+            tokens += int((y != -1).sum())
+    net.train()
+    return total / tokens
+
+
+def plain_loop(net: torch.nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+               val: list, steps: int, optimizer: torch.optim.Optimizer, scheduler,
+               clip: float | None, eval_every: int) -> float:
+    """A minimal PyTorch training loop, the throughput reference; returns the last val loss.
+
+    It does the work the dlstudies run does: ``steps`` updates and a full validation pass every
+    ``eval_every`` steps (and at the end).
+    """
+    loss = math.nan
+    for step in range(1, steps + 1):
+        x, y = batch()
+        F.cross_entropy(net(x).flatten(0, 1), y.flatten(), ignore_index=-1).backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        if step % eval_every == 0 or step == steps:
+            loss = evaluate(net, val)
+    return loss
+
+
+def param_groups(net: torch.nn.Module) -> list[dict]:
+    """Weight decay on matrices and embeddings only, as dlstudies' Task (and nanoGPT) do."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2]},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def reference_makemore(names: Path, threads: int) -> Row:
+    """makemore's default Transformer and optimizer in a plain loop on data=names' tensors.
+
+    Timed like a dlstudies run: data preparation, training, validation every 1000 steps, test.
+    """
+    torch.set_num_threads(threads)
+    torch.manual_seed(1337)
+    start = time.perf_counter()
+    data = CharDataModule(path=str(names), mode="lines", block_size=16, batch_size=32, seed=1337)
+    data.setup()
+    x, y = data.splits["train"]
+    gen = torch.Generator().manual_seed(1337)
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(x), (32,), generator=gen)
+        return x[idx], y[idx]
+
+    net = TransformerLanguageModel(len(data.vocab), block_size=16, n_layer=4, n_head=4, n_embd=64)
+    optimizer = torch.optim.AdamW(param_groups(net), lr=5e-4, weight_decay=0.01, betas=(0.9, 0.99),
+                                  eps=1e-8)
+    steps = MAKEMORE["steps"]
+    val = plain_loop(net, batch, list(data.val_dataloader()), steps, optimizer,
+                     constant(optimizer, steps), None, eval_every=1000)
+    test = evaluate(net, list(data.test_dataloader()))
+    params = sum(p.numel() for p in net.parameters())
+    return Row("plain PyTorch loop, same model", params, steps, time.perf_counter() - start, val, test)
+
+
+def reference_nanogpt(text: Path, threads: int) -> Row:
+    """nanoGPT's CPU recipe (model, batch, optimizer, schedule, clipping) in a plain loop, timed
+    like the dlstudies run: data preparation, training, validation every 500 steps."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(1337)
+    start = time.perf_counter()
+    data = CharDataModule(path=str(text), mode="stream", block_size=64, batch_size=12,
+                          test_fraction=0.0, seed=1337)
+    data.setup()
+    tokens = data.splits["train"][0]
+    gen = torch.Generator().manual_seed(1337)
+    offsets = torch.arange(65)
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor]:
+        window = tokens[torch.randint(len(tokens) - 65, (12, 1), generator=gen) + offsets]
+        return window[:, :-1], window[:, 1:]
+
+    net = TransformerLanguageModel(len(data.vocab), block_size=64, n_layer=4, n_head=4, n_embd=128,
+                                   bias=False)
+    optimizer = torch.optim.AdamW(param_groups(net), lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
+    steps = NANOGPT["steps"]
+    scheduler = cosine_with_warmup(optimizer, steps, warmup_steps=100, min_lr_ratio=0.1)
+    val = plain_loop(net, batch, list(data.val_dataloader()), steps, optimizer, scheduler, 1.0,
+                     eval_every=500)
+    params = sum(p.numel() for p in net.parameters())
+    return Row("plain PyTorch loop, same recipe", params, steps, time.perf_counter() - start, val)
+
+
+def ratio_line(name: str, ours: Row, other_steps: int, other_wall: float) -> str:
+    ratio = (ours.steps / ours.wall) / (other_steps / other_wall)
+    return f"  throughput dlstudies / {name}: {ratio:.2f}x"
+
+
+def shakespeare_section(args: argparse.Namespace, log_dir: Path) -> None:
+    names, text = args.names.resolve(), args.shakespeare.resolve()
+    makemore = ["data=names", f"data.path={names}", "model=transformer", "model.net.n_layer=4",
+                "model.net.n_head=4", "model.net.n_embd=64", "data.batch_size=32",
+                "optimizer=adamw", "optimizer.lr=5e-4", "optimizer.weight_decay=0.01",
+                "+optimizer.betas=[0.9,0.99]", "trainer.max_steps=5000", "trainer.val_check_interval=1000",
+                "samples=0"]
+    ours = summary_row("dlstudies (Lightning)", run_train(makemore, log_dir, args.threads))
+    plain = reference_makemore(names, args.threads)
+    quoted = Row("makemore (quoted, issue 3)", 204_000, MAKEMORE["steps"], MAKEMORE["wall"],
+                 test=MAKEMORE["test"])
+    ours.target = "steps/s >= makemore's"
+    ours.passed = ours.steps / ours.wall >= MAKEMORE["steps"] / MAKEMORE["wall"]
+    print_table("makemore's default Transformer on names.txt: 5000 steps, batch 32, block 16",
+                [quoted, plain, ours])
+    print(ratio_line("makemore (quoted)", ours, MAKEMORE["steps"], MAKEMORE["wall"]))
+    print(ratio_line("plain loop (same run)", ours, plain.steps, plain.wall))
+
+    ours = summary_row("dlstudies experiment=shakespeare_gpt_cpu",
+                       run_train(["experiment=shakespeare_gpt_cpu", f"data.path={text}", "samples=0"],
+                                 log_dir, args.threads), target=1.89)
+    ours.target += f", wall < {NANOGPT['wall']:.0f} s"
+    ours.passed = ours.passed and ours.wall < NANOGPT["wall"]
+    plain = reference_nanogpt(text, args.threads)
+    quoted = Row("nanoGPT (quoted, issue 3)", 800_000, NANOGPT["steps"], NANOGPT["wall"], NANOGPT["val"])
+    print_table("nanoGPT's CPU recipe on tiny-shakespeare: 2000 steps, batch 12, block 64",
+                [quoted, plain, ours])
+    print(ratio_line("nanoGPT (quoted)", ours, NANOGPT["steps"], NANOGPT["wall"]))
+    print(ratio_line("plain loop (same run)", ours, plain.steps, plain.wall))
+
+
+def words_section(args: argparse.Namespace, log_dir: Path) -> None:
+    works = args.works.resolve()
+    rows = [summary_row(model, run_train([f"experiment=words_{model}", f"data.path={works}"],
+                                         log_dir, args.threads))
+            for model in ("mlp", "lstm", "transformer")]
+    mlp_ppl = math.exp(rows[0].test)
+    for row in rows:
+        row.target = f"test ppl {math.exp(row.test):.1f}"
+        if row is not rows[0]:
+            row.passed = math.exp(row.test) < 0.9 * mlp_ppl
+            row.target += " < 0.9 x MLP"
+    print_table("shakespeare_works.txt, word level (losses in nats/word)", rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["names", "shakespeare", "words"], action="append",
+                        help="run only this section (repeatable); default: all three")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="PyTorch threads for every run (default: this machine's cores)")
+    parser.add_argument("--names", type=Path, default=SHARED / "names.txt")
+    parser.add_argument("--shakespeare", type=Path, default=SHARED / "tinyshakespeare.txt")
+    parser.add_argument("--works", type=Path, default=SHARED / "shakespeare_works.txt")
+    parser.add_argument("--log-dir", type=Path, default=None,
+                        help="where the runs' folders go (default: a temporary folder)")
+    args = parser.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# lm_benchmark: torch {torch.__version__}, {args.threads} thread(s), "
+          f"{os.cpu_count()} cores, load average {load:.2f} at start")
+    sections = {"names": names_section, "shakespeare": shakespeare_section, "words": words_section}
+    with tempfile.TemporaryDirectory() as tmp:
+        log_dir = args.log_dir or Path(tmp)
+        for name in args.only or sections:
+            sections[name](args, log_dir)
+    if hasattr(os, "getloadavg"):
+        print(f"\n# load average at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
