@@ -234,7 +234,7 @@ def plot_shattered(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
         stats = over_seeds(part, ["depth"], "shattered_lag1")
         _errorbar(axes[0], stats, "depth", variant)
         lines.append(f"{variant}: lag-1 autocorrelation {stats.iloc[0]['mean']:.3f} at depth "
-                     f"{stats.iloc[0]["depth"]:g} -> {stats.iloc[-1]['mean']:.3f} at depth {stats.iloc[-1]["depth"]:g}")
+                     f"{stats.iloc[0]['depth']:g} -> {stats.iloc[-1]['mean']:.3f} at depth {stats.iloc[-1]['depth']:g}")
         trace = part.loc[part["depth"] == deepest, "shattered_gradient"].iloc[0]
         trace = np.asarray(trace, dtype=float)
         axes[1].plot(np.linspace(0, 1, len(trace)), trace / (np.abs(trace).max() or 1), lw=0.8,
