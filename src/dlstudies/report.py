@@ -16,18 +16,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+from omegaconf import OmegaConf
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-
-from dlstudies.callbacks.diagnostics import read_diagnostics  # noqa: E402
-from dlstudies.config import register_resolvers, wandb_offline  # noqa: E402
-from dlstudies.summary import read_summary  # noqa: E402
+from dlstudies.callbacks.diagnostics import read_diagnostics
+from dlstudies.config import register_resolvers, wandb_offline
+from dlstudies.summary import read_summary
 
 METRICS = ["trainset/loss", "trainset/acc", "best/val/loss", "val/acc", "test/loss", "test/acc"]
 # Config values the figures need, per study: column name -> config key.
@@ -125,7 +122,7 @@ def _mean(table: pd.DataFrame, value: str) -> float:
     return float(table[value].mean())
 
 
-def plot_depth(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
+def plot_depth(table: pd.DataFrame, fig: Figure) -> list[str]:
     table = table.assign(variant=table.apply(_variant, axis=1))
     axes = fig.subplots(1, 2)
     for variant, part in table.groupby("variant"):
@@ -151,7 +148,7 @@ def _rank_correlation(x: pd.Series, y: pd.Series) -> float:
     return float(x[ok].rank().corr(y[ok].rank()))
 
 
-def plot_batch_size(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
+def plot_batch_size(table: pd.DataFrame, fig: Figure) -> list[str]:
     axes = fig.subplots(1, 2)
     lines = []
     for ax, (part, x) in zip(axes, (("learning_rate", "lr"), ("batch_size", "batch_size"))):
@@ -174,7 +171,7 @@ def plot_batch_size(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
     return lines
 
 
-def plot_l2(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
+def plot_l2(table: pd.DataFrame, fig: Figure) -> list[str]:
     ax = fig.subplots()
     for value, label, style in (("test/err", "test", "-"), ("trainset/err", "training", "--")):
         _errorbar(ax, over_seeds(table, ["l2"], value), "l2", label, scale=100, linestyle=style)
@@ -189,7 +186,7 @@ def plot_l2(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
             f"{100 * stats.iloc[-1]['mean']:.1f}% at lambda={stats.iloc[-1]['l2']:g}"]
 
 
-def plot_init(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
+def plot_init(table: pd.DataFrame, fig: Figure) -> list[str]:
     axes = fig.subplots(1, 2)
     lines = []
     for std, part in table.groupby("init_std"):
@@ -211,7 +208,7 @@ def plot_init(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
     return lines
 
 
-def plot_activation(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
+def plot_activation(table: pd.DataFrame, fig: Figure) -> list[str]:
     ax = fig.subplots()
     test = over_seeds(table, ["activation"], "test/err").sort_values("mean")
     train = over_seeds(table, ["activation"], "trainset/err").set_index("activation").loc[test["activation"]]
@@ -225,7 +222,7 @@ def plot_activation(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
     return ["test error: " + ", ".join(f"{a} {100 * m:.1f}%" for a, m in zip(test["activation"], test["mean"]))]
 
 
-def plot_shattered(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
+def plot_shattered(table: pd.DataFrame, fig: Figure) -> list[str]:
     table = table.assign(variant=table.apply(_variant, axis=1))
     axes = fig.subplots(1, 2)
     lines = []
@@ -249,7 +246,7 @@ def plot_shattered(table: pd.DataFrame, fig: plt.Figure) -> list[str]:
     return lines
 
 
-PLOTS: dict[str, Callable[[pd.DataFrame, plt.Figure], list[str]]] = {
+PLOTS: dict[str, Callable[[pd.DataFrame, Figure], list[str]]] = {
     "depth_vs_performance": plot_depth, "batch_size": plot_batch_size, "l2": plot_l2,
     "init": plot_init, "activation": plot_activation, "shattered_gradients": plot_shattered,
 }
@@ -285,12 +282,11 @@ def report(sweep: str | Path, use_wandb: bool = True) -> dict[str, Path]:
     lines = [f"{name}: {len(table)} jobs " + ", ".join(f"{n} {s}" for s, n in counts.items())]
     finished = table[table["status"].isin(["completed", "diverged"])]
     if study in PLOTS and len(finished):
-        fig = plt.figure(figsize=(11, 4.2), layout="constrained")
+        fig = Figure(figsize=(11, 4.2), layout="constrained")
         lines += PLOTS[study](finished, fig)
         fig.suptitle(f"{study} ({sweep.name})")
         outputs["png"] = sweep / f"{study}.png"
         fig.savefig(outputs["png"], dpi=120)
-        plt.close(fig)
     outputs["txt"] = sweep / f"{name}.txt"
     outputs["txt"].write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
