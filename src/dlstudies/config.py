@@ -4,6 +4,7 @@ Hydra composes and OmegaConf interpolates; what neither does is say, in one line
 is out of range or that a group has no such option. That is all this module adds.
 """
 
+import hashlib
 import netrc
 import os
 import re
@@ -46,11 +47,43 @@ def sweep_group() -> str | None:
     return Path(HydraConfig.get().sweep.dir).name
 
 
+def _slug(text: str, limit: int) -> str:
+    """A folder-safe name for ``text``: readable up to ``limit`` characters, then a short hash."""
+    safe = re.sub(r"[^\w=,.+-]+", "_", text).strip("_")
+    if len(safe) <= limit:
+        return safe
+    return f"{safe[:limit]}~{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+# Overrides that say how or where a sweep runs, not what it computes: re-running a sweep with a
+# different launcher, job count or resume flag continues the same sweep folder.
+_NOT_THE_SWEEP = re.compile(r"^[+~]*(hydra[./]|resume=|paths\.log_dir=)")
+
+
+def sweep_name(overrides: list[str]) -> str:
+    """The multirun folder name: the command's own overrides (sorted), so re-running the same
+    command finds its folder and resumes, while different sweeps never share one.
+    """
+    # Hydra resolves hydra.sweep.dir first in the sweeper, with the command's overrides, then again
+    # in every job with that job's own overrides. Pin the first answer for this process and the
+    # launcher's workers (they inherit the environment) so all jobs land in one sweep folder.
+    if "DLS_SWEEP_NAME" not in os.environ:
+        kept = sorted(o for o in overrides if not _NOT_THE_SWEEP.match(o))
+        os.environ["DLS_SWEEP_NAME"] = _slug(" ".join(kept), 80) if kept else "default"
+    return os.environ["DLS_SWEEP_NAME"]
+
+
+def job_dirname(num: int, override_dirname: str) -> str:
+    """A job's folder inside a sweep: its number and its overrides (hashed when very long)."""
+    return _slug(f"{num}_{override_dirname}" if override_dirname else str(num), 120)
+
+
 def register_resolvers() -> None:
     """Make ``${dls.*:}`` interpolations available to every config (idempotent)."""
     for name, fn in {"dls.root": lambda: str(ROOT), "dls.wandb_offline": wandb_offline,
                      "dls.job_name": job_name, "dls.sweep_group": sweep_group,
-                     "dls.ratio": lambda a, b: max(1, round(float(a) / float(b)))}.items():
+                     "dls.ratio": lambda a, b: max(1, round(float(a) / float(b))),
+                     "dls.sweep_name": sweep_name, "dls.job_dirname": job_dirname}.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

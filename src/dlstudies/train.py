@@ -1,5 +1,6 @@
 """Train one configuration: ``python train.py [group=option ...] [key=value ...] [-m]``."""
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,10 +20,12 @@ from dlstudies import CONF_DIR
 from dlstudies.callbacks.divergence import StopOnDivergence
 from dlstudies.callbacks.metadata import CheckpointMetadata
 from dlstudies.config import ConfigError, check_choices, register_resolvers, validate
-from dlstudies.summary import write_summary
+from dlstudies.launch import forget_ddp_job, place_job, resume_point, run_ddp_ranks_from_job_config
+from dlstudies.summary import read_summary, write_summary
 
 console = Console()
 errors = Console(stderr=True)
+register_resolvers()  # on import: launcher workers import this module before resolving hydra.sweep.dir
 
 
 def _hydra_record() -> dict:
@@ -57,24 +60,30 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
 def train(cfg: DictConfig) -> dict:
     """Build data, model, callbacks, loggers and Trainer from ``cfg``; fit, test, record."""
     validate(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
-    start = time.time()
     run_dir = Path(cfg.paths.output_dir)
+    action, ckpt_path = resume_point(cfg)
+    if action == "skip":
+        console.print(f"[bold]skipped[/bold] (already finished) {run_dir}", soft_wrap=True)
+        return {**read_summary(run_dir), "action": "skipped"}
+    place_job(cfg)
+    env_before = set(os.environ)
+    start = time.time()
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module = build(cfg)
     divergence = StopOnDivergence()
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [divergence, CheckpointMetadata(config)]
     loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]
+    if "ddp" in str(cfg.trainer.get("strategy", "")) and HydraConfig.initialized():
+        run_ddp_ranks_from_job_config(ckpt_path)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    record = {**_hydra_record(), "status": "running", "n_params": module.n_params, "seed": cfg.seed,
-              "output_dir": str(run_dir), "metrics": {}}
+    record = {**_hydra_record(), "status": "running", "action": {"resume": "resumed"}.get(action, "started"),
+              "n_params": module.n_params, "seed": cfg.seed, "output_dir": str(run_dir), "metrics": {}}
     for logger in loggers:
         logger.log_hyperparams({**config, "n_params": module.n_params})
     samples: list[str] = []
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         record["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items()}
         checkpoint = trainer.checkpoint_callback
         if checkpoint is not None and checkpoint.best_model_score is not None:
@@ -104,13 +113,14 @@ def train(cfg: DictConfig) -> dict:
         for logger in loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.finish()  # the next job of a multirun gets its own W&B run
+        forget_ddp_job(env_before)
     if trainer.is_global_zero:
         _report(record["metrics"], samples, run_dir, record["status"])
     return record
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def _hydra_main(cfg: DictConfig) -> float | None:
+def run_job(cfg: DictConfig) -> float | None:
+    """One Hydra job. Module-level and undecorated, so the joblib launcher pickles it by name."""
     try:
         record = train(cfg)
     except ConfigError as error:
@@ -123,6 +133,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         return float("nan")
     metric = cfg.get("optimized_metric")
     return record["metrics"].get(metric) if metric else None
+
+
+_hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")(run_job)
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ class LanguageModel(Task):
                    f"{stage}/acc": self.eval_acc[stage].compute()}
         if self.separator == "":
             metrics[f"{stage}/bpc"] = loss / math.log(2)
-        self.log_dict(metrics, prog_bar=stage == "val")
+        self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)  # already global: no-op average
         self.eval_loss[stage].reset()
         self.eval_acc[stage].reset()
 
