@@ -5,6 +5,7 @@ is out of range or that a group has no such option. That is all this module adds
 """
 
 import hashlib
+import json
 import netrc
 import os
 import re
@@ -70,12 +71,17 @@ def sweep_name(overrides: list[str]) -> str:
     if "DLS_SWEEP_NAME" not in os.environ:
         kept = sorted(o for o in overrides if not _NOT_THE_SWEEP.match(o))
         os.environ["DLS_SWEEP_NAME"] = _slug(" ".join(kept), 80) if kept else "default"
+        os.environ["DLS_SWEEP_OVERRIDES"] = json.dumps(list(overrides))
     return os.environ["DLS_SWEEP_NAME"]
 
 
-def job_dirname(num: int, override_dirname: str) -> str:
-    """A job's folder inside a sweep: its number and its overrides (hashed when very long)."""
-    return _slug(f"{num}_{override_dirname}" if override_dirname else str(num), 120)
+def job_dirname(num: int, overrides: list[str]) -> str:
+    """A job's folder inside a sweep: its number and what sets it apart from the command's
+    common overrides (``3_model=mlp,norm=layernorm``), hashed when very long.
+    """
+    common = {o.lower() for o in json.loads(os.environ.get("DLS_SWEEP_OVERRIDES", "[]"))}
+    own = ",".join(o for o in overrides if o.lower() not in common and not _NOT_THE_SWEEP.match(o))
+    return _slug(f"{num}_{own}" if own else str(num), 120)
 
 
 def register_resolvers() -> None:

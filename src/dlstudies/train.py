@@ -78,7 +78,8 @@ def train(cfg: DictConfig) -> dict:
         run_ddp_ranks_from_job_config(ckpt_path)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     record = {**_hydra_record(), "status": "running", "action": {"resume": "resumed"}.get(action, "started"),
-              "n_params": module.n_params, "seed": cfg.seed, "output_dir": str(run_dir), "metrics": {}}
+              "n_params": module.n_params, "seed": cfg.seed, "threads": torch.get_num_threads(),
+              "output_dir": str(run_dir), "metrics": {}}
     for logger in loggers:
         logger.log_hyperparams({**config, "n_params": module.n_params})
     samples: list[str] = []
