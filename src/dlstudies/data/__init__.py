@@ -1,0 +1,1 @@
+"""LightningDataModules: character and word corpora, MNIST, Fashion-MNIST, MNIST-1D."""
