@@ -112,6 +112,18 @@ class CharDataModule(L.LightningDataModule):
         self.splits = {name: (torch.tensor([stoi.get(ch, unk) for ch in part], dtype=torch.long),)
                        for name, part in parts.items() if len(part) > self.block_size}
 
+    def on_before_batch_transfer(self, batch: tuple[torch.Tensor, ...], dataloader_idx: int) -> tuple:
+        """Line items: drop the columns past the batch's longest line, which are all padding.
+
+        Rows are padded to the longest line of the corpus, but most batches are shorter; trimming
+        here, on the CPU before the copy to the device, saves their compute at no cost.
+        """
+        if self.mode != "lines":
+            return batch
+        x, y = batch
+        length = int((y != IGNORE).sum(1).max())
+        return x[:, :length], y[:, :length]
+
     def model_kwargs(self) -> dict:
         """What the model needs from the data, as plain data (stored in checkpoints)."""
         return {"net": {"vocab_size": len(self.vocab)}, "vocab": self.vocab,

@@ -94,5 +94,6 @@ class LanguageModel(Task):
         for row in out[:, len(start) :].tolist():
             if self.lines and 0 in row:
                 row = row[: row.index(0)]
-            texts.append(self.separator.join(tokens + [self.vocab[i] for i in row]))
+            text = self.separator.join(tokens + [self.vocab[i] for i in row])
+            texts.append(text.replace(" <eos> ", "\n").replace("<eos>", "\n"))  # words: lines
         return texts
