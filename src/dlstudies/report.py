@@ -113,6 +113,13 @@ def _errorbar(ax, stats: pd.DataFrame, x: str, label: str, scale: float = 1.0, *
                 marker="o", label=label, **kwargs)
 
 
+def _value_ticks(ax, values: pd.Series) -> None:
+    """Ticks at exactly the swept values of a log axis, labelled plainly."""
+    ticks = sorted(values.dropna().unique())
+    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+    ax.minorticks_off()
+
+
 def _variant(row: pd.Series) -> str:
     name = "residual" if row["residual"] else "plain"
     return name + (f" + {row['norm']}" if row["norm"] != "none" else "")
@@ -130,7 +137,7 @@ def plot_depth(table: pd.DataFrame, fig: Figure) -> list[str]:
         _errorbar(axes[1], over_seeds(part, ["depth"], "test/err"), "depth", variant, scale=100)
     for ax, title in zip(axes, ("training loss (whole training set)", "test error (%)")):
         ax.set(xscale="log", xlabel="hidden layers", title=title)
-        ax.set_xticks(sorted(table["depth"].unique()), [str(d) for d in sorted(table["depth"].unique())])
+        _value_ticks(ax, table["depth"])
         ax.legend()
     axes[0].set_yscale("log")
     lines = []
@@ -160,7 +167,7 @@ def plot_batch_size(table: pd.DataFrame, fig: Figure) -> list[str]:
         fixed = "batch %d" % rows["batch_size"].iloc[0] if x == "lr" else "lr %g" % rows["lr"].iloc[0]
         ax.set(xscale="log", xlabel="learning rate" if x == "lr" else "batch size",
                ylabel="error (%)", title=f"({'a' if x == 'lr' else 'b'}) {fixed}")
-        ax.set_xticks(sorted(rows[x].unique()), [f"{v:g}" for v in sorted(rows[x].unique())])
+        _value_ticks(ax, rows[x])
         ax.legend()
         stats = over_seeds(rows, [x], "test/err")
         first, last = stats.iloc[0], stats.iloc[-1]
@@ -204,6 +211,7 @@ def plot_init(table: pd.DataFrame, fig: Figure) -> list[str]:
     _errorbar(axes[1], over_seeds(table, ["init_std"], "trainset/err"), "init_std", "training",
               scale=100, linestyle="--")
     axes[1].set(xscale="log", xlabel="init std", ylabel="error (%)", title="error after training")
+    _value_ticks(axes[1], table["init_std"])
     axes[1].legend()
     return lines
 
@@ -238,7 +246,7 @@ def plot_shattered(table: pd.DataFrame, fig: Figure) -> list[str]:
                      label=variant)
     axes[0].set(xscale="log", xlabel="hidden layers", ylabel="autocorrelation at lag 1",
                 title="gradient autocorrelation at init")
-    axes[0].set_xticks(sorted(table["depth"].unique()), [str(d) for d in sorted(table["depth"].unique())])
+    _value_ticks(axes[0], table["depth"])
     axes[0].legend()
     axes[1].set(xlabel="position t along the input line", ylabel="d output / dt (scaled)",
                 title=f"gradients along a line, {deepest} layers")

@@ -6,6 +6,8 @@ from torch.utils.data import DataLoader
 
 from dlstudies.data.tensors import tensor_loader
 
+EVAL_BATCH = 1000  # evaluation batches: large, since no gradients are kept
+
 
 def split_off(x: torch.Tensor, y: torch.Tensor, n: int, seed: int) -> tuple[tuple, tuple]:
     """A seeded random split of (x, y) into (the rest, ``n`` held-out examples)."""
@@ -70,7 +72,7 @@ class ClassificationDataModule(L.LightningDataModule):
         x, y = self.splits[split]
         if limit is not None:
             x, y = x[:limit], y[:limit]
-        return tensor_loader(x, y, batch_size=self.batch_size if shuffle else 1000, shuffle=shuffle,
+        return tensor_loader(x, y, batch_size=self.batch_size if shuffle else EVAL_BATCH, shuffle=shuffle,
                              seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
