@@ -138,6 +138,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.path is missing; data={choice} needs data.path=/path/to/file")
     _check(cfg, "optimizer.lr", Real, 0, "a number > 0", strict=True)
     _check(cfg, "data.batch_size", Integral, 1, "an integer >= 1")
+    _check(cfg, "data.eval_batch_size", Integral, 1, "an integer >= 1")
     _check(cfg, "data.block_size", Integral, 1, "an integer >= 1")
     _check(cfg, "model.net.context", Integral, 1, "an integer >= 1")
     _check(cfg, "model.net.depth", Integral, 1, "an integer >= 1")

@@ -49,7 +49,8 @@ class CharDataModule(L.LightningDataModule):
     """
 
     def __init__(self, path: str | None = None, builtin: str | None = None, mode: str = "lines",
-                 block_size: int = 16, batch_size: int = 32, val_fraction: float = 0.1,
+                 block_size: int = 16, batch_size: int = 32, eval_batch_size: int | None = None,
+                 val_fraction: float = 0.1,
                  test_fraction: float = 0.1, seed: int = 1337, num_names: int = 32032,
                  data_dir: str = "data") -> None:
         super().__init__()
@@ -57,6 +58,7 @@ class CharDataModule(L.LightningDataModule):
             raise ConfigError(f"data.mode={mode!r} is not allowed; use lines or stream")
         self.path, self.builtin, self.mode = path, builtin, mode
         self.block_size, self.batch_size, self.seed = block_size, batch_size, seed
+        self.eval_batch_size = eval_batch_size or batch_size  # evaluation: bigger batches, same result
         self.val_fraction, self.test_fraction, self.num_names = val_fraction, test_fraction, num_names
         self.data_dir = data_dir  # where downloadable corpora (``builtin: shakespeare``) are kept
         self.vocab: list[str] = []
@@ -132,10 +134,11 @@ class CharDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader | list:
         if split not in self.splits:
             return []
+        batch_size = self.batch_size if shuffle else self.eval_batch_size
         if self.mode == "lines":
-            return tensor_loader(*self.splits[split], batch_size=self.batch_size, shuffle=shuffle,
+            return tensor_loader(*self.splits[split], batch_size=batch_size, shuffle=shuffle,
                                  seed=self.seed)
-        return window_loader(self.splits[split][0], self.block_size, self.batch_size, shuffle,
+        return window_loader(self.splits[split][0], self.block_size, batch_size, shuffle,
                              seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:

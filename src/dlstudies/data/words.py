@@ -95,7 +95,8 @@ class WordDataModule(L.LightningDataModule):
 
     def __init__(self, path: str | None = None, dataset: str | None = None, lower: bool = True,
                  punctuation: str = "split", min_freq: int = 1, max_size: int | None = None,
-                 block_size: int = 35, batch_size: int = 32, val_fraction: float = 0.1,
+                 block_size: int = 35, batch_size: int = 32, eval_batch_size: int | None = None,
+                 val_fraction: float = 0.1,
                  test_fraction: float = 0.1, seed: int = 1337, cache_dir: str | None = None) -> None:
         super().__init__()
         if (path is None) == (dataset is None):
@@ -107,6 +108,7 @@ class WordDataModule(L.LightningDataModule):
         self.path, self.dataset, self.lower, self.punctuation = path, dataset, lower, punctuation
         self.min_freq, self.max_size = min_freq, max_size
         self.block_size, self.batch_size, self.seed = block_size, batch_size, seed
+        self.eval_batch_size = eval_batch_size or batch_size  # evaluation: bigger batches, same result
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.vocab: list[str] = []
@@ -168,7 +170,8 @@ class WordDataModule(L.LightningDataModule):
         stream = self.streams.get(split)
         if stream is None or len(stream) <= self.block_size:
             return []
-        return window_loader(stream, self.block_size, self.batch_size, shuffle, seed=self.seed)
+        batch_size = self.batch_size if shuffle else self.eval_batch_size
+        return window_loader(stream, self.block_size, batch_size, shuffle, seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
