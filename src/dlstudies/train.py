@@ -41,7 +41,7 @@ def _report(metrics: dict, samples: list[str], run_dir: Path, status: str) -> No
     console.print(f"[bold]status[/bold] {status}  " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items()))
     if samples:
         console.print("[bold]samples[/bold] " + " | ".join(repr(s) if "\n" in s else s for s in samples))
-    console.print(f"[bold]run folder[/bold] {run_dir}")
+    console.print(f"[bold]run folder[/bold] {run_dir}", soft_wrap=True)  # one copyable line
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
@@ -141,7 +141,6 @@ _hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_n
 
 def main() -> None:
     """Console entry point: check group options in one line, then hand over to Hydra."""
-    register_resolvers()
     torch.set_float32_matmul_precision("high")
     try:
         check_choices(sys.argv[1:])
