@@ -94,6 +94,5 @@ class LanguageModel(Task):
         for row in out[:, len(start) :].tolist():
             if self.lines and 0 in row:
                 row = row[: row.index(0)]
-            text = self.separator.join(tokens + [self.vocab[i] for i in row])
-            texts.append(text.replace(" <eos> ", "\n").replace("<eos>", "\n"))  # words: lines
+            texts.append(self.separator.join(tokens + [self.vocab[i] for i in row]))
         return texts
