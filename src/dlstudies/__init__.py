@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-# Configs live at the repository root (conf/, sweeps/) so that a clone reads like a template.
+# Configs live at the repository root (conf/; sweeps/ through the conf/sweep link).
 ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
-SWEEPS_DIR = ROOT / "sweeps"

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from dlstudies import CONF_DIR, ROOT, SWEEPS_DIR
+from dlstudies import CONF_DIR, ROOT
 
 
 STUDY_SCALES = ("default", "smoke")  # sizes every sweeps/*.yaml defines under study.sizes
@@ -95,8 +95,8 @@ def register_resolvers() -> None:
 
 
 def group_options(group: str) -> list[str]:
-    """The options of a config group: the YAML files of conf/<group>/ (and sweeps/ for ``sweep``)."""
-    folder = SWEEPS_DIR if group == "sweep" else CONF_DIR / group
+    """The options of a config group: the YAML files of conf/<group>/."""
+    folder = CONF_DIR / group  # conf/sweep links to sweeps/, so studies are a group like any other
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
@@ -110,7 +110,7 @@ def check_choices(argv: list[str]) -> None:
         if not match or match[1].startswith("hydra"):
             continue
         group, value = match[1], match[2]
-        if not (CONF_DIR / group).is_dir() and group != "sweep":
+        if not (CONF_DIR / group).is_dir():
             continue
         allowed = group_options(group)
         for option in re.split(r"\s*,\s*", value.strip("[]")):

@@ -58,11 +58,6 @@ def resume_point(cfg: DictConfig) -> tuple[str, str | None]:
     return ("resume", str(last)) if last.is_file() else ("start", cfg.ckpt_path)
 
 
-def is_ddp_child() -> bool:
-    """True in the extra processes Lightning's DDP launcher starts (ranks > 0 on this node)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0
-
-
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "GLOBAL_RANK")
 
 
