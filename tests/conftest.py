@@ -15,7 +15,7 @@ from dlstudies.config import register_resolvers
 
 # Few-second runs: a small slice of the names corpus, a few steps, no W&B.
 TINY = ["trainer.max_steps=30", "trainer.val_check_interval=10", "logger=csv", "samples=3",
-        "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
+        "trainer.enable_progress_bar=false"]
 
 
 def make_cfg(overrides: list[str], tmp_path: Path, config_name: str = "train") -> DictConfig:

@@ -1,5 +1,6 @@
 """Bigram and MLP language models: shapes, causality, the count-based optimum, learning."""
 
+import csv
 import math
 from pathlib import Path
 
@@ -86,3 +87,34 @@ def test_same_seed_same_metrics(tmp_path: Path) -> None:
     first = train(make_cfg(overrides, tmp_path / "a"))
     second = train(make_cfg(overrides, tmp_path / "b"))
     assert first["metrics"] == second["metrics"] and first["samples"] == second["samples"]
+
+
+def test_training_loss_is_logged_every_n_steps_and_summarised_at_the_last(tmp_path: Path) -> None:
+    cfg = make_cfg(["data.num_names=300", "trainer.max_steps=12", "trainer.log_every_n_steps=5",
+                    "trainer.val_check_interval=12", "logger=csv", "callbacks=none", "samples=0",
+                    "test=false", "trainer.enable_progress_bar=false"], tmp_path)
+    record = train(cfg)
+    with next(tmp_path.rglob("metrics.csv")).open() as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f) if row["train/loss"]]
+    assert steps == [4, 9]  # 0-based: steps 5 and 10
+    assert "train/loss" in record["metrics"]  # the last step's, for summary.json
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_gradients_are_clipped_with_a_fused_optimizer(precision: str) -> None:
+    """Under bf16-mixed Lightning itself refuses to clip for a fused optimizer; the Task clips."""
+    import lightning as L
+    from dlstudies.data.tensors import tensor_loader
+    from dlstudies.tasks.language_model import LanguageModel
+
+    torch.manual_seed(0)
+    module = LanguageModel(BigramLanguageModel(11), vocab=list("abcdefghijk"),
+                           optimizer=partial(torch.optim.SGD, lr=1.0, fused=True))
+    before = module.net.logits.weight.detach().clone()
+    x = torch.randint(0, 11, (64, 8))
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, precision=precision, gradient_clip_val=1e-3,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(module, tensor_loader(x, x.roll(-1, 1), batch_size=64, shuffle=True))
+    step = (module.net.logits.weight.detach() - before).norm()
+    assert 0 < step <= 1e-3 * 1.001  # SGD with lr 1 moves by the clipped gradient

@@ -157,7 +157,7 @@ def test_train_command_runs_an_mnist1d_ensemble(tmp_path: Path) -> None:
                           "regularizer.augment=true", "data.num_train=200", "data.num_val=100",
                           "data.num_test=100", f"paths.data_dir={tmp_path}", "trainer.max_steps=20",
                           "trainer.val_check_interval=10", "logger=csv", "callbacks=diagnostics",
-                          "callbacks.progress_bar=null", "trainer.enable_progress_bar=false"], tmp_path)
+                          "trainer.enable_progress_bar=false"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (summary_path,) = tmp_path.rglob("summary.json")
     summary = json.loads(summary_path.read_text())

@@ -3,6 +3,7 @@ LanguageModel.sample, checkpoints round-trip through a real run, the headline mu
 the shakespeare corpus fails offline in one line."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -140,3 +141,19 @@ def test_names_experiment_runs_end_to_end(model: str, tmp_path: Path) -> None:
     summary = json.loads(next(tmp_path.glob("train/runs/*/summary.json")).read_text())
     assert summary["status"] == "completed" and summary["metrics"]["test/loss"] < 3.3
 
+
+
+def test_gpu_recipe_trains_with_bf16_autocast_on_cpu(tmp_path: Path) -> None:
+    """``experiment=shakespeare_gpt``'s path (dropout, fused AdamW, bf16-mixed) at toy size."""
+    text = tmp_path / "text.txt"
+    text.write_text("to be, or not to be, that is the question:\n" * 400)
+    result = run(["experiment=shakespeare_gpt", "trainer=cpu", "trainer.precision=bf16-mixed",
+                  f"data.path={text}", "data.block_size=32", "data.batch_size=16",
+                  "model.net.n_layer=1", "model.net.n_head=2", "model.net.n_embd=32",
+                  "optimizer.lr=0.01", "scheduler.warmup_steps=5", "trainer.max_steps=60",
+                  "trainer.val_check_interval=60", "logger=csv",
+                  "samples=1", "trainer.enable_progress_bar=false"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(next(tmp_path.glob("train/runs/*/summary.json")).read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 60
+    assert summary["metrics"]["val/loss"] < 0.6 * math.log(len(set(text.read_text())))

@@ -124,6 +124,7 @@ BAD_INPUTS = {
     "empty corpus": (["data.path=EMPTY"], "empty corpus"),
     "context zero": (["model.net.context=0"], "model.net.context=0"),
     "missing checkpoint": (["ckpt_path=/no/such.ckpt"], "/no/such.ckpt"),
+    "bad precision": (["trainer.precision=banana"], "banana"),
 }
 
 

@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -51,10 +52,27 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
         datamodule.setup("fit")
         module = instantiate(cfg.model, **datamodule.model_kwargs())
     except (InstantiationException, ValueError, FileNotFoundError) as error:
-        while error.__cause__ is not None:  # Hydra wraps the constructor's own error
-            error = error.__cause__
-        raise ConfigError(str(error).splitlines()[0]) from None
+        raise _one_line(error) from None
     return datamodule, module
+
+
+def _one_line(error: Exception) -> ConfigError:
+    """The constructor's own message (Hydra wraps it), first line only."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return ConfigError(str(error).splitlines()[0])
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list) -> L.Trainer:
+    """The Trainer with the callbacks group's callbacks; ``trainer.enable_progress_bar=false``
+    drops the group's progress bar instead of failing on it."""
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + callbacks
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    try:
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except (InstantiationException, ValueError) as error:
+        raise _one_line(error) from None
 
 
 def train(cfg: DictConfig) -> dict:
@@ -72,11 +90,10 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module = build(cfg)
     divergence = StopOnDivergence()
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [divergence, CheckpointMetadata(config)]
     loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]
     if "ddp" in str(cfg.trainer.get("strategy", "")) and HydraConfig.initialized():
         run_ddp_ranks_from_job_config(ckpt_path)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, [divergence, CheckpointMetadata(config)], loggers)
     record = {**_hydra_record(), "status": "running", "action": {"resume": "resumed"}.get(action, "started"),
               "n_params": module.n_params, "seed": cfg.seed, "threads": torch.get_num_threads(),
               "output_dir": str(run_dir), "metrics": {}}

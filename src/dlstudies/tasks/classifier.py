@@ -50,8 +50,9 @@ class Classifier(Task):
         logits = self.net(x)
         members = logits if self.ensemble > 1 else logits[None]
         losses = torch.stack([F.cross_entropy(m, y, label_smoothing=self.label_smoothing) for m in members])
-        accuracy = (members.mean(0).argmax(-1) == y).float().mean()
-        self.log_dict({"train/loss": losses.mean(), "train/acc": accuracy}, prog_bar=True)
+        if self.is_logging_step():
+            accuracy = (members.mean(0).argmax(-1) == y).float().mean()
+            self.log_dict({"train/loss": losses.mean(), "train/acc": accuracy}, prog_bar=True)
         return self.regularized(losses.sum())  # the sum: each member's own gradient
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:

@@ -40,7 +40,8 @@ class LanguageModel(Task):
         logits = self.net(x)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE,
                                label_smoothing=self.label_smoothing)
-        self.log("train/loss", loss, prog_bar=True)
+        if self.is_logging_step():
+            self.log("train/loss", loss, prog_bar=True)
         return self.regularized(loss)
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
