@@ -157,3 +157,14 @@ def test_gpu_recipe_trains_with_bf16_autocast_on_cpu(tmp_path: Path) -> None:
     summary = json.loads(next(tmp_path.glob("train/runs/*/summary.json")).read_text())
     assert summary["status"] == "completed" and summary["steps"] == 60
     assert summary["metrics"]["val/loss"] < 0.6 * math.log(len(set(text.read_text())))
+
+
+@pytest.mark.slow
+def test_compiled_transformer_trains_and_keeps_plain_parameter_names(tmp_path: Path) -> None:
+    result = run(["model=transformer", *TINY["transformer"], "model.compile=true", "trainer.max_steps=20",
+                  "trainer.val_check_interval=10", "logger=csv", "samples=2"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(next(tmp_path.glob("train/runs/*/summary.json")).read_text())
+    assert summary["status"] == "completed" and summary["metrics"]["val/loss"] < 3.3
+    state = torch.load(summary["best_ckpt"], weights_only=True)["state_dict"]
+    assert not any("_orig_mod" in name for name in state)  # checkpoints load into uncompiled nets
