@@ -13,6 +13,7 @@ from torch.nn import functional as F
 
 from dlstudies.models.cells import GRUCell, LSTMCell, Recurrent
 from dlstudies.models.gru import GRULanguageModel
+from dlstudies.models.init import glorot, he
 from dlstudies.models.lstm import LSTMLanguageModel
 from dlstudies.models.norms import BatchNorm
 from dlstudies.models.rnn import RNNLanguageModel
@@ -224,3 +225,20 @@ def test_config_instantiates(model: str) -> None:
             cfg.model.net, vocab_size=V, activation=functools.partial(nn.ReLU)
         )
         assert any(isinstance(m, nn.ReLU) for m in relu.modules())
+
+
+@pytest.mark.parametrize("cls", [LSTMLanguageModel, GRULanguageModel])
+@pytest.mark.parametrize("norm", [None, LAYER_NORM], ids=["fused", "layernorm_cells"])
+def test_inits_reach_every_gate_of_the_recurrent_weights(cls: type, norm) -> None:
+    """He and Glorot treat each gate's block of weight_ih / weight_hh as a layer (fan_out = H)."""
+    torch.manual_seed(0)
+    net = cls(V, embed_dim=64, hidden=128, num_layers=2, norm=norm)
+    recurrent = {n: p for n, p in net.named_parameters() if "weight_ih" in n or "weight_hh" in n}
+    assert len(recurrent) == 4
+    for init, expected_std in [(he, lambda fan_in: math.sqrt(2 / fan_in)),
+                               (glorot, lambda fan_in: math.sqrt(2 / (fan_in + 128)))]:
+        init(net)
+        for name, weight in recurrent.items():
+            for gate in weight.split(128):
+                assert gate.std().item() == pytest.approx(expected_std(weight.shape[1]), rel=0.1), name
+        assert all(p.abs().sum() == 0 for n, p in net.named_parameters() if "bias" in n and "norm" not in n)

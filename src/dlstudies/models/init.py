@@ -1,20 +1,40 @@
 """Weight initializations for the ``init`` config group, applied once to a freshly built model.
 
-Each function re-initializes every nn.Linear / nn.Conv / nn.Embedding weight in place and zeroes
-biases; layers it does not know (norms, recurrent cells) keep PyTorch's defaults.
+Each function re-initializes the weight matrices of linear, convolutional and recurrent layers in
+place and zeroes their biases (``normal`` also draws embeddings); norms keep PyTorch's defaults.
+Recurrent layers (nn.LSTM / nn.GRU / nn.RNN and the hand-written cells) stack one matrix per gate
+in ``weight_ih`` / ``weight_hh``; each gate is initialized as the layer it is, so its fan_out is
+the hidden size, not gates x hidden size.
 """
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+from dlstudies.models.cells import GatedCell
+
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+_RECURRENT = (nn.RNNBase, GatedCell)
 
 
-def _fans(weight: torch.Tensor) -> tuple[int, int]:
-    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(weight)
-    return fan_in, fan_out
+def _weights(model: nn.Module, embeddings: bool = False) -> Iterator[torch.Tensor]:
+    """The weight matrices an init draws (per gate for recurrent layers), zeroing their layers'
+    biases on the way."""
+    for module in model.modules():
+        if isinstance(module, _RECURRENT):
+            for name, param in module.named_parameters(recurse=False):
+                if name.startswith("bias"):
+                    nn.init.zeros_(param)
+                elif name.startswith(("weight_ih", "weight_hh")):
+                    yield from param.split(module.hidden_size)
+                else:  # an LSTM's projection weight_hr: one matrix
+                    yield param
+        elif isinstance(module, _WEIGHTED) or (embeddings and isinstance(module, nn.Embedding)):
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+            yield module.weight
 
 
 def default(model: nn.Module) -> None:
@@ -28,30 +48,21 @@ def he(model: nn.Module, mode: str = "fan_in", gain: float = math.sqrt(2.0)) -> 
     """
     if mode not in ("fan_in", "fan_out", "fan_avg"):
         raise ValueError(f"init.mode={mode!r} is not allowed; use fan_in, fan_out or fan_avg")
-    for module in model.modules():
-        if isinstance(module, _WEIGHTED):
-            fan_in, fan_out = _fans(module.weight)
-            fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
-            nn.init.normal_(module.weight, 0.0, gain / math.sqrt(fan))
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+    for weight in _weights(model):
+        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(weight)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+        nn.init.normal_(weight, 0.0, gain / math.sqrt(fan))
 
 
 def glorot(model: nn.Module, gain: float = 1.0) -> None:
     """Glorot/Xavier uniform init: variance 2 / (fan_in + fan_out)."""
-    for module in model.modules():
-        if isinstance(module, _WEIGHTED):
-            nn.init.xavier_uniform_(module.weight, gain=gain)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+    for weight in _weights(model):
+        nn.init.xavier_uniform_(weight, gain=gain)
 
 
 def normal(model: nn.Module, std: float = 0.02) -> None:
     """Every weight ~ N(0, std^2), biases zero: sweep ``init.std`` to see vanishing/exploding signals."""
     if std <= 0:
         raise ValueError(f"init.std={std} is not allowed; it must be > 0")
-    for module in model.modules():
-        if isinstance(module, (*_WEIGHTED, nn.Embedding)):
-            nn.init.normal_(module.weight, 0.0, std)
-            if getattr(module, "bias", None) is not None:
-                nn.init.zeros_(module.bias)
+    for weight in _weights(model, embeddings=True):
+        nn.init.normal_(weight, 0.0, std)
