@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402  (after the path: the benchmark runs from a plain checkout too)
 import torch.nn.functional as F  # noqa: E402
+from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
 from dlstudies.data.chars import CharDataModule  # noqa: E402
 from dlstudies.models.transformer import TransformerLanguageModel  # noqa: E402
@@ -209,15 +210,27 @@ def reference_makemore(names: Path, threads: int) -> Row:
     return Row("plain PyTorch loop, same model", params, steps, time.perf_counter() - start, val, test)
 
 
-def reference_nanogpt(text: Path, threads: int) -> Row:
-    """nanoGPT's CPU recipe (model, batch, optimizer, schedule, clipping) in a plain loop, timed
-    like the dlstudies run: data preparation, training, validation every 1000 steps."""
+def nanogpt_recipe(text: Path, threads: int) -> tuple[CharDataModule, torch.nn.Module,
+                                                     torch.optim.Optimizer, LRScheduler]:
+    """nanoGPT's CPU recipe on tiny-shakespeare, seeded: its data split, model, AdamW (PyTorch's
+    default CPU kernel, as nanoGPT fuses only on CUDA) and warm-up + cosine schedule."""
     torch.set_num_threads(threads)
     torch.manual_seed(1337)
-    start = time.perf_counter()
     data = CharDataModule(path=str(text), mode="stream", block_size=64, batch_size=12,
                           test_fraction=0.0, seed=1337)
     data.setup()
+    net = TransformerLanguageModel(len(data.vocab), block_size=64, n_layer=4, n_head=4, n_embd=128,
+                                   bias=False)
+    optimizer = torch.optim.AdamW(param_groups(net), lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
+    scheduler = cosine_with_warmup(optimizer, NANOGPT["steps"], warmup_steps=100, min_lr_ratio=0.1)
+    return data, net, optimizer, scheduler
+
+
+def reference_nanogpt(text: Path, threads: int) -> Row:
+    """nanoGPT's CPU recipe (model, batch, optimizer, schedule, clipping) in a plain loop, timed
+    like the dlstudies run: data preparation, training, validation every 1000 steps."""
+    start = time.perf_counter()
+    data, net, optimizer, scheduler = nanogpt_recipe(text, threads)
     tokens = data.splits["train"][0]
     gen = torch.Generator().manual_seed(1337)
     offsets = torch.arange(65)
@@ -226,11 +239,7 @@ def reference_nanogpt(text: Path, threads: int) -> Row:
         window = tokens[torch.randint(len(tokens) - 65, (12, 1), generator=gen) + offsets]
         return window[:, :-1], window[:, 1:]
 
-    net = TransformerLanguageModel(len(data.vocab), block_size=64, n_layer=4, n_head=4, n_embd=128,
-                                   bias=False)
-    optimizer = torch.optim.AdamW(param_groups(net), lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
     steps = NANOGPT["steps"]
-    scheduler = cosine_with_warmup(optimizer, steps, warmup_steps=100, min_lr_ratio=0.1)
     val = plain_loop(net, batch, list(data.val_dataloader()), steps, optimizer, scheduler, 1.0,
                      eval_every=1000)
     params = sum(p.numel() for p in net.parameters())
@@ -239,17 +248,12 @@ def reference_nanogpt(text: Path, threads: int) -> Row:
 
 def nanogpt_loop(text: Path, threads: int) -> Row:
     """nanoGPT's train.py loop as its README's CPU command runs it, re-created on the same model
-    and recipe: AdamW's default CPU kernel (nanoGPT fuses only on CUDA), batches stacked from a
-    uint16 token array with numpy, ``loss.item()`` every step (``--log_interval=1``; the print
+    and recipe: batches stacked from a uint16 token array with numpy, ``loss.item()`` every step (``--log_interval=1``; the print
     itself is left out) and 20-batch estimates of the train and val loss every 250 steps from step
     0, over steps 0..2000. The val loss reported is measured on the whole split after the clock
     stops, like the other rows'."""
-    torch.set_num_threads(threads)
-    torch.manual_seed(1337)
     start = time.perf_counter()
-    data = CharDataModule(path=str(text), mode="stream", block_size=64, batch_size=12,
-                          test_fraction=0.0, seed=1337)
-    data.setup()
+    data, net, optimizer, scheduler = nanogpt_recipe(text, threads)
     splits = {split: data.splits[split][0].numpy().astype(np.uint16) for split in ("train", "val")}
 
     def get_batch(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,11 +273,7 @@ def nanogpt_loop(text: Path, threads: int) -> Row:
         net.train()
         return losses
 
-    net = TransformerLanguageModel(len(data.vocab), block_size=64, n_layer=4, n_head=4, n_embd=128,
-                                   bias=False)
-    optimizer = torch.optim.AdamW(param_groups(net), lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
     steps = NANOGPT["steps"]
-    scheduler = cosine_with_warmup(optimizer, steps, warmup_steps=100, min_lr_ratio=0.1)
     for step in range(steps + 1):
         if step % 250 == 0:
             estimate_loss()
