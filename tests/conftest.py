@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from dlstudies import CONF_DIR, ROOT
-from dlstudies.config import register_resolvers
+from dlstudies.config.resolvers import register_resolvers
 
 # Few-second runs: a small slice of the names corpus, a few steps, no W&B.
 TINY = ["trainer.max_steps=30", "trainer.val_check_interval=10", "logger=csv", "samples=3",

@@ -13,7 +13,8 @@ from hydra.utils import instantiate
 from torch import nn
 
 from conftest import make_cfg, run_command
-from dlstudies.config import ConfigError, validate
+from dlstudies.config.errors import ConfigError
+from dlstudies.config.validation import validate
 from dlstudies.data.tensors import tensor_loader
 from dlstudies.models import init
 from dlstudies.models.mlp_classifier import MLPClassifier

@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from conftest import make_cfg
-from dlstudies.config import ConfigError, check_choices, group_options
+from dlstudies.config.argv import check_choices, group_options
+from dlstudies.config.errors import ConfigError
 
 GROUPS = ["data", "model", "optimizer", "scheduler", "regularizer", "norm", "activation", "init",
           "trainer", "logger", "callbacks", "experiment"]

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from dlstudies import CONF_DIR, ROOT
 from dlstudies.checkpoint import load_module
-from dlstudies.config import register_resolvers
+from dlstudies.config.resolvers import register_resolvers
 from dlstudies.tasks.language_model import LanguageModel
 
 MODELS = ["bigram", "mlp", "rnn", "gru", "lstm", "transformer"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlstudies.config import ConfigError
+from dlstudies.config.errors import ConfigError
 from dlstudies.data import download
 from dlstudies.data.chars import CharDataModule
 from dlstudies.data.words import EOS, UNK, WordDataModule, build_vocab, encode, tokenize

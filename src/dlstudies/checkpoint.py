@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from dlstudies.config import ConfigError
+from dlstudies.config.errors import ConfigError
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -11,7 +11,8 @@ from rich.console import Console
 
 from dlstudies import CONF_DIR
 from dlstudies.checkpoint import load_module
-from dlstudies.config import ConfigError, register_resolvers
+from dlstudies.config.errors import ConfigError
+from dlstudies.config.resolvers import register_resolvers
 
 
 def evaluate(ckpt_path: str, split: str = "test", accelerator: str = "auto") -> dict[str, float]:

@@ -9,7 +9,8 @@ from rich.console import Console
 
 from dlstudies import CONF_DIR
 from dlstudies.checkpoint import load_module
-from dlstudies.config import ConfigError, register_resolvers
+from dlstudies.config.errors import ConfigError
+from dlstudies.config.resolvers import register_resolvers
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="sample")

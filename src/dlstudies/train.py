@@ -20,7 +20,10 @@ from rich.console import Console
 from dlstudies import CONF_DIR
 from dlstudies.callbacks.divergence import StopOnDivergence
 from dlstudies.callbacks.metadata import CheckpointMetadata
-from dlstudies.config import ConfigError, check_choices, register_resolvers, validate
+from dlstudies.config.argv import check_choices
+from dlstudies.config.errors import ConfigError, one_line
+from dlstudies.config.resolvers import register_resolvers
+from dlstudies.config.validation import validate
 from dlstudies.launch import forget_ddp_job, place_job, resume_point, run_ddp_ranks_from_job_config
 from dlstudies.summary import read_summary, write_summary
 
@@ -52,15 +55,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
         datamodule.setup("fit")
         module = instantiate(cfg.model, **datamodule.model_kwargs())
     except (InstantiationException, ValueError, FileNotFoundError) as error:
-        raise _one_line(error) from None
+        raise one_line(error) from None
     return datamodule, module
-
-
-def _one_line(error: Exception) -> ConfigError:
-    """The constructor's own message (Hydra wraps it), first line only."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return ConfigError(str(error).splitlines()[0])
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list) -> L.Trainer:
@@ -72,7 +68,7 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list) -
     try:
         return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except (InstantiationException, ValueError) as error:
-        raise _one_line(error) from None
+        raise one_line(error) from None
 
 
 def train(cfg: DictConfig) -> dict:

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dlstudies.data.download import CORPORA, fetch
-from dlstudies.config import ConfigError
+from dlstudies.config.errors import ConfigError
 from dlstudies.data.names import load_names
 from dlstudies.data.tensors import tensor_loader, window_loader
 

@@ -4,7 +4,7 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from dlstudies.config import ConfigError
+from dlstudies.config.errors import ConfigError
 
 # name -> (public URL, file name under the data folder)
 CORPORA = {

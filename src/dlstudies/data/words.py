@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from dlstudies.config import ConfigError
+from dlstudies.config.errors import ConfigError
 from dlstudies.data.chars import read_text
 from dlstudies.data.tensors import window_loader
 
