@@ -9,9 +9,10 @@ STUDY_SCALES = ("default", "smoke")  # sizes every sweeps/*.yaml defines under s
 
 
 def group_options(group: str) -> list[str]:
-    """The options of a config group: the YAML files of conf/<group>/."""
+    """The options of a config group: the YAML files of conf/<group>/. Files named ``_*.yaml``
+    are parts that several options include (shared defaults), not options themselves."""
     folder = CONF_DIR / group  # conf/sweep links to sweeps/, so studies are a group like any other
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def check_choices(argv: list[str]) -> None:
