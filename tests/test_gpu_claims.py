@@ -95,10 +95,14 @@ def test_slurm_jobs_and_cpu_jobs_claim_nothing(overrides: list[str], tmp_path: P
         assert gpus is None and job.trainer.devices == 1
 
 
-def test_more_devices_than_visible_gpus_is_a_one_line_error(tmp_path: Path, four_gpus: None) -> None:
-    with pytest.raises(ConfigError, match=r"^trainer.devices=8 is not allowed; this machine shows 4 GPU\(s\): 0, 1, 2, 3$"):
-        with place_job(_sweep_job(["trainer=ddp", "trainer.devices=8"], tmp_path)):
+@pytest.mark.parametrize(("devices", "message"), [
+    ("8", "trainer.devices=8 is not allowed; this machine shows 4 GPU(s): 0, 1, 2, 3"),
+    ("two", "trainer.devices=two is not allowed; it must be a count, -1, auto or a list of GPU indices")])
+def test_bad_device_requests_are_one_line_errors(devices: str, message: str, tmp_path: Path, four_gpus: None) -> None:
+    with pytest.raises(ConfigError) as error:
+        with place_job(_sweep_job(["trainer=ddp", f"trainer.devices={devices}"], tmp_path)):
             pass
+    assert str(error.value) == message
 
 
 def test_n_jobs_is_one_per_gpu_set_and_one_per_core_without_gpus(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,17 +47,19 @@ def gpu_request(accelerator: str, devices: object, n_visible: int) -> tuple[list
     if str(accelerator) not in ("auto", "gpu", "cuda") or n_visible == 0:
         return None
     try:
-        if isinstance(devices, str):
+        parsed = devices
+        if isinstance(devices, str):  # Lightning's string forms: "auto", "-1", "2", "0,1"
             text = devices.strip()
-            devices = -1 if text == "auto" else [int(d) for d in text.split(",") if d] if "," in text else int(text)
-        if isinstance(devices, int):
-            request = list(range(n_visible)), n_visible if devices == -1 else devices
+            parsed = -1 if text == "auto" else [int(d) for d in text.split(",") if d] if "," in text else int(text)
+        if isinstance(parsed, int):
+            candidates, count = list(range(n_visible)), n_visible if parsed == -1 else parsed
         else:
-            request = [int(d) for d in devices], len(devices)
+            candidates = [int(d) for d in parsed]
+            count = len(candidates)
     except (TypeError, ValueError):
         raise ConfigError(f"trainer.devices={devices} is not allowed; it must be a count, -1, auto "
                           "or a list of GPU indices") from None
-    return request if request[1] > 0 else None  # 0 or below: Lightning rejects it in one line
+    return (candidates, count) if count > 0 else None  # 0 or below: Lightning rejects it in one line
 
 
 def sweep_jobs(accelerator: str, devices: object) -> int:
@@ -209,9 +211,11 @@ def run_ddp_ranks_from_job_config(cfg: DictConfig, ckpt_path: str | None) -> Non
 
     run_dir = HydraConfig.get().runtime.output_dir
     devices = cfg.trainer.devices
-    placed = [f"trainer.accelerator={cfg.trainer.accelerator}",
-              f"trainer.devices=[{','.join(map(str, devices))}]" if OmegaConf.is_list(devices)
-              else f"trainer.devices={devices}"]
+    if OmegaConf.is_list(devices):
+        devices = f"[{','.join(map(str, devices))}]"
+    elif isinstance(devices, str):
+        devices = f"'{devices}'"  # unquoted, "0,1" would read as a sweep
+    placed = [f"trainer.accelerator={cfg.trainer.accelerator}", f"trainer.devices={devices}"]
 
     def command(local_rank: int) -> tuple[list[str], str]:
         args = [sys.executable, "-m", "dlstudies.train", f"--config-path={run_dir}/.hydra",
