@@ -146,7 +146,7 @@ def report(sweep: str | Path, use_wandb: bool = True) -> dict[str, Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", help="the multirun folder, e.g. outputs/batch_size/multiruns/+sweep=batch_size")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the figure to W&B")
     args = parser.parse_args()
