@@ -1,16 +1,29 @@
-"""The studies end to end at smoke scale: sweep, report (CSV, PNG, trends), divergence, errors."""
+"""The studies: each study's trend numbers and figure from job folders with known results (in
+process), a study module found from its sweep's config alone, scales read from the sweep file,
+the shattered-gradients measurement, one real multirun + report through the command line, and
+(slow) every study's smoke sweep end to end."""
 
+import json
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from conftest import run_command
+import dlstudies.config.argv
+import dlstudies.studies
+from conftest import make_cfg, run_command
+from dlstudies.callbacks.diagnostics import autocorrelation, shattered_gradients
+from dlstudies.config.argv import check_choices
+from dlstudies.config.errors import ConfigError
 from dlstudies.models import init
 from dlstudies.models.mlp_classifier import MLPClassifier
-from dlstudies.report import report
-from dlstudies.studies.shattered import autocorrelation, shattered_gradients
+from dlstudies.report import main, report
+from dlstudies.studies.shattered_gradients import job_values
+from dlstudies.summary import write_summary
+from dlstudies.train import train
 
 # study -> jobs at smoke scale
 STUDIES = {"depth_vs_performance": 8, "batch_size": 2, "l2": 2, "activation": 2, "init": 2,
@@ -23,41 +36,154 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
-def _sweep(study: str, tmp_path: Path, data_dir: Path, *extra: str) -> Path:
-    result = run_command(["-m", f"+sweep={study}", "study.scale=smoke", "logger=none",
-                          "hydra.launcher.n_jobs=1", f"paths.data_dir={data_dir}", *extra], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (sweep,) = (tmp_path / study / "multiruns").iterdir()
-    return sweep
+def job(overrides: dict, test_err: float, train_err: float = 0.0, train_loss: float = 0.1,
+        config: dict | None = None, diagnostics: dict | None = None) -> dict:
+    """One job to write: its sweep overrides (also its config values), results and extra files."""
+    metrics = {"test/acc": 1 - test_err, "trainset/acc": 1 - train_err, "trainset/loss": train_loss}
+    return {"overrides": overrides, "config": {**overrides, **(config or {})}, "metrics": metrics,
+            "diagnostics": diagnostics}
 
 
-@pytest.mark.parametrize("study", STUDIES)
-def test_smoke_study_then_report(study: str, tmp_path: Path, data_dir: Path) -> None:
-    sweep = _sweep(study, tmp_path, data_dir)
-    outputs = report(sweep, use_wandb=False)
-    table = pd.read_csv(outputs["csv"])
-    assert len(table) == STUDIES[study] == len(list(sweep.glob("*/summary.json")))
-    assert set(table["status"]) == {"completed"}
-    assert outputs["png"].is_file() and outputs["png"].stat().st_size > 10_000
-    assert outputs["txt"].read_text().startswith(f"{study}: {STUDIES[study]} jobs")
+def make_sweep(folder: Path, study: str, jobs: list[dict]) -> Path:
+    """A sweep folder as a multirun leaves it: per job .hydra/{config,overrides}.yaml and
+    summary.json (norm and activation as the job's choices), and diagnostics.json if given."""
+    for number, spec in enumerate(jobs):
+        overrides = [f"{key}={value}" for key, value in spec["overrides"].items()]
+        run = folder / f"{number}_{','.join(overrides)}"
+        (run / ".hydra").mkdir(parents=True)
+        cfg = OmegaConf.create({"seed": spec["overrides"].get("seed", 0), "study": {"name": study}})
+        for key, value in spec["config"].items():
+            OmegaConf.update(cfg, key, value, force_add=True)
+        OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+        OmegaConf.save(OmegaConf.create(overrides), run / ".hydra" / "overrides.yaml")
+        choices = {k: v for k, v in spec["overrides"].items() if k in ("norm", "activation")}
+        write_summary(run, {"status": "completed", "choices": choices, "metrics": spec["metrics"]})
+        if spec["diagnostics"]:
+            (run / "diagnostics.json").write_text(json.dumps(spec["diagnostics"]))
+    return folder
 
 
-def test_study_with_a_diverged_job_still_reports(tmp_path: Path, data_dir: Path) -> None:
-    sweep = _sweep("init", tmp_path, data_dir, "init.std=0.125,50")  # std 50 overflows: NaN loss
-    result = run_command([str(sweep), "--no-wandb"], tmp_path, module="dlstudies.report")
-    assert result.returncode == 0, result.stderr[-3000:]
-    table = pd.read_csv(sweep / "init.csv")
-    assert sorted(table["status"]) == ["completed", "diverged"]
-    assert (sweep / "init.png").is_file() and "1 diverged" in result.stdout
+def trends(folder: Path, study: str, jobs: list[dict]) -> list[str]:
+    """Report the sweep in process; its figure exists and its trend lines are returned."""
+    outputs = report(make_sweep(folder, study, jobs), use_wandb=False)
+    assert outputs["png"].stat().st_size > 10_000
+    lines = outputs["txt"].read_text().splitlines()
+    assert lines[0] == f"{study}: {len(jobs)} jobs {len(jobs)} completed"
+    return lines[1:]
 
 
-def test_report_and_sweep_errors_are_one_line(tmp_path: Path) -> None:
-    result = run_command([str(tmp_path / "nowhere")], tmp_path, module="dlstudies.report")
-    assert result.returncode == 2 and "is not a folder" in result.stderr
-    result = run_command(["-m", "+sweep=l2", "study.scale=huge"], tmp_path)
-    assert result.returncode == 2 and "study.scale=huge is not an option" in result.stderr
-    result = run_command(["-m", "+sweep=depth"], tmp_path)
-    assert result.returncode == 2 and "sweep=depth is not an option" in result.stderr
+def test_depth_study_shows_plain_nets_degrading_beyond_16_layers(tmp_path: Path) -> None:
+    jobs = [job({"model.net.depth": depth, "model.net.residual": residual, "norm": norm, "seed": seed},
+                test_err=0.1 if residual else 0.2 if depth <= 16 else 0.4,
+                train_loss=0.02 if residual else 0.1 if depth <= 16 else 0.5)
+            for depth in (8, 16, 32, 56) for residual, norm in ((False, "none"), (True, "batchnorm"))
+            for seed in (0, 1)]
+    assert trends(tmp_path, "depth_vs_performance", jobs) == [
+        "plain: training loss 0.100 at 8-16 layers vs 0.500 at 32+; test error 20.0% vs 40.0%",
+        "residual + batchnorm: training loss 0.020 at 8-16 layers vs 0.020 at 32+; test error 10.0% vs 10.0%"]
+
+
+def test_batch_size_study_gives_both_parts_ends_and_rank_correlation(tmp_path: Path) -> None:
+    points = [("learning_rate", lr, 100, err) for lr, err in ((0.025, 0.415), (0.1, 0.40), (0.4, 0.392))]
+    points += [("batch_size", 0.1, batch, err) for batch, err in ((16, 0.357), (64, 0.38), (256, 0.412))]
+    jobs = [job({"study.point_name": f"{part}_{lr}_{batch}"}, test_err=err, train_err=0.01 * (batch == 16),
+                config={"study.point.part": part, "optimizer.lr": lr, "data.batch_size": batch,
+                        "trainer.max_steps": 1000})
+            for part, lr, batch, err in points]
+    assert trends(tmp_path, "batch_size", jobs) == [
+        "lr: test error 41.5% at 0.025 -> 39.2% at 0.4; Spearman rho(test error, lr) = -1.00; "
+        "training error <= 0.0%",
+        "batch_size: test error 35.7% at 16 -> 41.2% at 256; Spearman rho(test error, batch_size) = +1.00; "
+        "training error <= 1.0%"]
+
+
+def test_l2_study_finds_the_best_penalty(tmp_path: Path) -> None:
+    jobs = [job({"regularizer.l2": l2}, test_err=err)
+            for l2, err in ((0, 0.524), (1e-4, 0.51), (1e-3, 0.493), (1e-2, 0.53))]
+    assert trends(tmp_path, "l2", jobs) == [
+        "test error 52.4% at lambda=0; best 49.3% at lambda=0.001; 53.0% at lambda=0.01"]
+
+
+def test_init_study_follows_activation_std_to_the_last_hidden_layer(tmp_path: Path) -> None:
+    # per seed: std of the first layer's, the last hidden layer's and the output layer's output
+    profiles = {0.03: [[0.5, 1e-9, 1e-9], [0.5, 1e-11, 1e-11]], 0.125: [[1.0, 0.9, 0.8], [1.0, 0.9, 0.8]],
+                0.25: [[2.0, 4e4, 9e4], [2.0, 9e4, 9e4]]}
+    jobs = [job({"init.std": std, "seed": seed}, test_err={0.03: 0.8, 0.125: 0.4, 0.25: 0.6}[std],
+                config={"model.net.depth": 2}, diagnostics={"history": [{"act_std": profile}]})
+            for std, per_seed in profiles.items() for seed, profile in enumerate(per_seed)]
+    assert trends(tmp_path, "init", jobs) == [
+        "init std 0.03: activation std 0.5 at layer 0 -> 1e-10 at the last hidden layer; test error 80.0%",
+        "init std 0.125: activation std 1 at layer 0 -> 0.9 at the last hidden layer; test error 40.0%",
+        "init std 0.25: activation std 2 at layer 0 -> 6e+04 at the last hidden layer; test error 60.0%"]
+
+
+def test_activation_study_ranks_activations_by_test_error(tmp_path: Path) -> None:
+    jobs = [job({"activation": name}, test_err=err) for name, err in (("relu", 0.419), ("tanh", 0.356),
+                                                                      ("selu", 0.396))]
+    assert trends(tmp_path, "activation", jobs) == ["test error: tanh 35.6%, selu 39.6%, relu 41.9%"]
+
+
+def test_shattered_study_reads_each_jobs_autocorrelation(tmp_path: Path) -> None:
+    lag1 = {(False, 2): 0.92, (False, 56): -0.03, (True, 2): 0.99, (True, 56): 0.98}
+    jobs = [job({"model.net.depth": depth, "model.net.residual": residual, "norm": "batchnorm"}, test_err=0.9,
+                diagnostics={"shattered": {"lag1": value, "gradient": [0.0, 1.0, -2.0]}})
+            for (residual, depth), value in lag1.items()]
+    assert trends(tmp_path, "shattered_gradients", jobs) == [
+        "plain + batchnorm: lag-1 autocorrelation 0.920 at depth 2 -> -0.030 at depth 56",
+        "residual + batchnorm: lag-1 autocorrelation 0.990 at depth 2 -> 0.980 at depth 56"]
+
+
+TOY_STUDY = '''
+COLUMNS = {"width": "model.net.width"}
+
+def job_values(job):
+    return {"files": len(list(job.iterdir()))}
+
+def draw(table, fig):
+    fig.subplots().plot(table["width"], table["test/err"])
+    fig.set_size_inches(6, 3)
+    return [f"widths {sorted(table['width'])}"]
+'''
+
+
+def test_a_study_module_is_found_from_the_sweep_config_alone(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new file in studies/ named like the sweep's study.name is all a study's report needs."""
+    (tmp_path / "toy_study.py").write_text(TOY_STUDY)
+    monkeypatch.setattr(dlstudies.studies, "__path__", [*dlstudies.studies.__path__, str(tmp_path)])
+    jobs = [job({"model.net.width": width}, test_err=0.5) for width in (64, 32)]
+    assert trends(tmp_path / "toy", "toy_study", jobs) == ["widths [32, 64]"]
+    table = pd.read_csv(tmp_path / "toy" / "toy_study.csv")
+    assert list(table["width"]) == [64, 32] and list(table["files"]) == [2, 2]  # .hydra, summary.json
+
+    outputs = report(make_sweep(tmp_path / "other", "no_module", jobs), use_wandb=False)
+    assert "png" not in outputs and outputs["txt"].read_text() == "no_module: 2 jobs 2 completed\n"
+
+
+def test_scales_are_the_sizes_the_named_sweep_defines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_choices(["-m", "+sweep=l2", "study.scale=smoke"])
+    with pytest.raises(ConfigError, match=r"^study.scale=huge is not an option of sweep=l2; "
+                                          r"allowed: default, smoke$"):
+        check_choices(["-m", "+sweep=l2", "study.scale=huge"])
+    with pytest.raises(ConfigError, match=r"^sweep=depth is not an option; allowed: activation, batch_size, "):
+        check_choices(["-m", "study.scale=smoke", "+sweep=depth"])
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "toy.yaml").write_text("study:\n  sizes:\n    tiny: {}\n    full: {}\n")
+    monkeypatch.setattr(dlstudies.config.argv, "CONF_DIR", tmp_path)
+    check_choices(["-m", "+sweep=toy", "study.scale=tiny"])
+    with pytest.raises(ConfigError, match=r"^study.scale=smoke is not an option of sweep=toy; "
+                                          r"allowed: full, tiny$"):
+        check_choices(["-m", "+sweep=toy", "study.scale=smoke"])
+
+
+def test_report_of_a_missing_folder_exits_2_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(sys, "argv", ["dlstudies-report", str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    error = f"error: {tmp_path / 'nowhere'} is not a folder; give the folder of a multirun\n"
+    assert capsys.readouterr().err == error
 
 
 def test_autocorrelation_of_known_signals() -> None:
@@ -79,3 +205,41 @@ def test_gradients_shatter_in_deep_plain_nets_not_in_residual_ones() -> None:
             lag1[depth, residual] = shattered_gradients(net, x, lines=16)["lag1"]
     assert lag1[2, False] > 0.9 and lag1[56, False] < lag1[2, False] - 0.05
     assert lag1[56, True] > lag1[56, False] + 0.05
+
+
+def test_a_shattered_gradients_job_measures_before_training_for_its_report(tmp_path: Path, data_dir: Path) -> None:
+    cfg = make_cfg(["+sweep=shattered_gradients", "study.scale=smoke", "logger=none", "model.net.depth=2",
+                    f"paths.data_dir={data_dir}"], tmp_path)
+    assert train(cfg)["status"] == "completed"
+    values = job_values(Path(cfg.paths.output_dir))
+    assert values["shattered_lag1"] > 0.9 and len(values["shattered_gradient"]) == 256  # shallow: smooth
+
+
+def _sweep(study: str, tmp_path: Path, data_dir: Path, *extra: str) -> Path:
+    result = run_command(["-m", f"+sweep={study}", "study.scale=smoke", "logger=none",
+                          "hydra.launcher.n_jobs=1", f"paths.data_dir={data_dir}", *extra], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / study / "multiruns").iterdir()
+    return sweep
+
+
+def test_a_study_with_a_diverged_job_runs_and_reports_through_the_commands(tmp_path: Path, data_dir: Path) -> None:
+    sweep = _sweep("init", tmp_path, data_dir, "init.std=0.125,50")  # std 50 overflows: NaN loss
+    result = run_command([str(sweep), "--no-wandb"], tmp_path, module="dlstudies.report")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(sweep / "init.csv")
+    assert sorted(table["status"]) == ["completed", "diverged"]
+    assert (sweep / "init.png").is_file() and "1 diverged" in result.stdout
+    assert "init std 50: activation std 320 at layer 0" in (sweep / "init.txt").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", STUDIES)
+def test_smoke_study_then_report(study: str, tmp_path: Path, data_dir: Path) -> None:
+    sweep = _sweep(study, tmp_path, data_dir)
+    outputs = report(sweep, use_wandb=False)
+    table = pd.read_csv(outputs["csv"])
+    assert len(table) == STUDIES[study] == len(list(sweep.glob("*/summary.json")))
+    assert set(table["status"]) == {"completed"}
+    assert outputs["png"].is_file() and outputs["png"].stat().st_size > 10_000
+    assert outputs["txt"].read_text().startswith(f"{study}: {STUDIES[study]} jobs")

@@ -1,11 +1,12 @@
-"""Command-line checks that run before Hydra composes: a group option that does not exist."""
+"""Command-line checks that run before Hydra composes: a group option or a study scale that does
+not exist."""
 
 import re
 
+from omegaconf import OmegaConf
+
 from dlstudies import CONF_DIR
 from dlstudies.config.errors import ConfigError
-
-STUDY_SCALES = ("default", "smoke")  # sizes every sweeps/*.yaml defines under study.sizes
 
 
 def group_options(group: str) -> list[str]:
@@ -15,12 +16,14 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
 
 
+def sweep_scales(sweep: str) -> list[str]:
+    """The scales a study defines: the keys of ``study.sizes`` in ``sweeps/<sweep>.yaml``."""
+    return sorted(OmegaConf.load(CONF_DIR / "sweep" / f"{sweep}.yaml").study.sizes)
+
+
 def check_choices(argv: list[str]) -> None:
     """Reject ``group=option`` overrides naming an option that does not exist, in one line."""
     for arg in argv:
-        scale = re.fullmatch(r"\+*study\.scale=(.*)", arg)
-        if scale and scale[1] not in STUDY_SCALES:
-            raise ConfigError(f"study.scale={scale[1]} is not an option; allowed: {', '.join(STUDY_SCALES)}")
         match = re.fullmatch(r"[+~]*([\w/]+)=(.*)", arg)
         if not match or match[1].startswith("hydra"):
             continue
@@ -31,3 +34,16 @@ def check_choices(argv: list[str]) -> None:
         for option in re.split(r"\s*,\s*", value.strip("[]")):
             if option and option != "null" and "(" not in option and option not in allowed:
                 raise ConfigError(f"{group}={option} is not an option; allowed: {', '.join(allowed)}")
+    check_scale(argv)
+
+
+def check_scale(argv: list[str]) -> None:
+    """Reject a ``study.scale`` that the ``+sweep`` named beside it does not define, in one line."""
+    values = dict(a.lstrip("+").split("=", 1) for a in argv if re.match(r"\+*(sweep|study\.scale)=", a))
+    if "sweep" not in values or "study.scale" not in values:
+        return
+    for sweep in filter(None, re.split(r"\s*,\s*", values["sweep"].strip("[]"))):
+        allowed = sweep_scales(sweep)
+        if values["study.scale"] not in allowed:
+            raise ConfigError(f"study.scale={values['study.scale']} is not an option of sweep={sweep}; "
+                              f"allowed: {', '.join(allowed)}")
