@@ -1,20 +1,72 @@
-"""Where and how one Hydra job runs: CPU threads and GPU per parallel job, resume or skip.
+"""Where and how one Hydra job runs: CPU threads and GPUs per parallel job, resume or skip.
 
 Hydra's launchers (basic, joblib, submitit) start the jobs; this module only adapts each job to
 the launcher it finds itself in, so parallel jobs neither oversubscribe cores nor share a GPU, and
 a re-run sweep continues where it stopped.
 """
 
+import fcntl
 import os
+import re
 import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from dlstudies.config.errors import ConfigError
 from dlstudies.summary import read_summary
+
+# Test and simulation seam: DLS_SIMULATE_GPUS=G makes this process see G GPUs named 0..G-1
+# (filtered by CUDA_VISIBLE_DEVICES like real ones) and train on CPU, so that GPU placement
+# (claims, n_jobs, DDP device lists) runs and is tested on a machine without a GPU.
+SIMULATE_GPUS = "DLS_SIMULATE_GPUS"
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, named as ``CUDA_VISIBLE_DEVICES`` names them (else 0..G-1);
+    the i-th is torch's ``cuda:i``."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    names = [n.strip() for n in listed.split(",") if n.strip()] if listed is not None else None
+    if os.environ.get(SIMULATE_GPUS):
+        machine = [str(i) for i in range(int(os.environ[SIMULATE_GPUS]))]
+        return machine if names is None else [n for n in names if n in machine]
+    count = torch.cuda.device_count()
+    return [str(i) for i in range(count)] if names is None else names[:count]
+
+
+def gpu_request(accelerator: str, devices: object, n_visible: int) -> tuple[list[int], int] | None:
+    """The GPUs (torch indices) a job may take and how many it needs, from Lightning's
+    ``accelerator`` and ``devices`` (a count, -1/"auto" for all, or a list that pins them);
+    None when it trains without a GPU."""
+    if str(accelerator) not in ("auto", "gpu", "cuda") or n_visible == 0:
+        return None
+    try:
+        parsed = devices
+        if isinstance(devices, str):  # Lightning's string forms: "auto", "-1", "2", "0,1"
+            text = devices.strip()
+            parsed = -1 if text == "auto" else [int(d) for d in text.split(",") if d] if "," in text else int(text)
+        if isinstance(parsed, int):
+            candidates, count = list(range(n_visible)), n_visible if parsed == -1 else parsed
+        else:
+            candidates = [int(d) for d in parsed]
+            count = len(candidates)
+    except (TypeError, ValueError):
+        raise ConfigError(f"trainer.devices={devices} is not allowed; it must be a count, -1, auto "
+                          "or a list of GPU indices") from None
+    return (candidates, count) if count > 0 else None  # 0 or below: Lightning rejects it in one line
+
+
+def sweep_jobs(accelerator: str, devices: object) -> int:
+    """joblib's ``n_jobs`` on this machine: as many jobs as the visible GPUs hold at once when the
+    trainer asks for GPUs (4 GPUs, 2 per job: 2), else -1, one per core."""
+    request = gpu_request(accelerator, devices, len(visible_gpus()))
+    return max(1, len(request[0]) // request[1]) if request else -1
 
 
 def parallel_jobs() -> int:
@@ -29,17 +81,89 @@ def parallel_jobs() -> int:
     return cores if n_jobs < 0 else min(int(n_jobs), cores * 4)
 
 
-def place_job(cfg: DictConfig) -> None:
-    """Give this job its share of the machine: cores / parallel jobs threads, and GPU k mod G."""
+@contextmanager
+def claim_gpus(lock_dir: Path, names: Sequence[str], count: int, poll_s: float = 0.2) -> Iterator[list[str]]:
+    """Hold ``count`` of the GPUs ``names`` that no other process claiming in ``lock_dir`` holds,
+    waiting until enough are free; yields the names held.
+
+    One ``flock`` per GPU file: the kernel drops a process's locks when it dies, however it dies
+    (a crash, SIGKILL, an out-of-memory kill), so a killed job never blocks a GPU, and a re-run
+    needs no clean-up. A GPU per joblib worker would not do: loky restarts workers, and a job
+    cannot tell which worker it is in. All ``count`` GPUs or none are held, so two DDP jobs never
+    hold half of each other's GPUs while waiting.
+    """
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    waiting = False
+    while True:
+        held = []
+        for name in names:
+            fd = os.open(lock_dir / (re.sub(r"[^\w.-]", "_", name) + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append((name, fd))
+            except BlockingIOError:
+                os.close(fd)
+            if len(held) == count:
+                break
+        if len(held) == count:
+            break
+        _release(held)
+        if not waiting:
+            print(f"waiting for {count} free GPU(s) of {', '.join(names)}", file=sys.stderr, flush=True)
+            waiting = True
+        time.sleep(poll_s)
+    try:
+        yield [name for name, _ in held]
+    finally:
+        _release(held)
+
+
+def _release(held: list[tuple[str, int]]) -> None:
+    for _, fd in held:
+        fcntl.flock(fd, fcntl.LOCK_UN)  # unlocks even if a forked DataLoader worker shares the fd
+        os.close(fd)
+
+
+def _claims_gpus(cfg: DictConfig) -> bool:
+    """Multirun jobs on this machine claim their GPUs; single runs use the ones they are given.
+    (submitit_local hands every job the same first ``gpus_per_node`` GPUs, so its jobs claim too.)
+
+    On SLURM (``hydra/launcher=slurm``) each array task gets its own ``gpus_per_node``, which SLURM
+    exposes through ``CUDA_VISIBLE_DEVICES``: there is nothing to claim, and locks in a sweep
+    folder that several nodes share would make jobs on different nodes wait for each other.
+    """
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return False
+    return "slurm" not in str(HydraConfig.get().launcher.get("_target_", "")).lower()
+
+
+@contextmanager
+def place_job(cfg: DictConfig) -> Iterator[list[str] | None]:
+    """Give this job its share of the machine while it runs: cores / parallel jobs torch threads
+    and, in a multirun, GPUs that no other running job of the sweep holds, released however the
+    job ends. Yields the names of the GPUs held (None when it claims none)."""
     jobs = parallel_jobs()
     threads = cfg.get("threads") or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None)
     if threads:
         torch.set_num_threads(threads)
-    gpus = torch.cuda.device_count()
-    accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    if jobs > 1 and gpus > 0 and accelerator in ("auto", "gpu", "cuda") and cfg.trainer.get("devices") == 1:
+    names = visible_gpus()
+    devices = cfg.trainer.get("devices", 1)
+    request = gpu_request(cfg.trainer.get("accelerator", "auto"), devices, len(names))
+    if request is None or not _claims_gpus(cfg) or resume_point(cfg)[0] == "skip":
+        yield None
+        return
+    candidates, count = request
+    if count > len(candidates) or max(candidates) >= len(names):
+        raise ConfigError(f"trainer.devices={devices} is not allowed; this machine shows "
+                          f"{len(names)} GPU(s): {', '.join(names) or 'none'}")
+    lock_dir = Path(HydraConfig.get().sweep.dir) / ".gpu_claims"
+    with claim_gpus(lock_dir, [names[i] for i in candidates], count) as held:
         with open_dict(cfg):
-            cfg.trainer.devices = [HydraConfig.get().job.num % gpus]
+            if os.environ.get(SIMULATE_GPUS):
+                cfg.trainer.accelerator, cfg.trainer.devices = "cpu", len(held)
+            else:
+                cfg.trainer.devices = [names.index(name) for name in held]
+        yield held
 
 
 def resume_point(cfg: DictConfig) -> tuple[str, str | None]:
@@ -74,23 +198,30 @@ def forget_ddp_job(env_before: set[str]) -> None:
             os.environ.pop(key, None)
 
 
-def run_ddp_ranks_from_job_config(ckpt_path: str | None) -> None:
+def run_ddp_ranks_from_job_config(cfg: DictConfig, ckpt_path: str | None) -> None:
     """Make Lightning's DDP launcher start every extra rank from this job's saved config.
 
     Lightning's own Hydra support re-runs ``sys.argv``, which inside a multirun (``-m``) launches
     the whole sweep again in every rank. Composing the job's ``.hydra/config.yaml`` instead gives
-    each rank exactly this job's config, folder and checkpoint, for single runs and multiruns.
+    each rank exactly this job's config, folder and checkpoint, for single runs and multiruns,
+    and the devices ``place_job`` gave rank 0 (the GPUs it claimed).
     Lightning has no public hook for this command, hence the patch of its module-level helper.
     """
     from lightning.pytorch.strategies.launchers import subprocess_script
 
     run_dir = HydraConfig.get().runtime.output_dir
+    devices = cfg.trainer.devices
+    if OmegaConf.is_list(devices):
+        devices = f"[{','.join(map(str, devices))}]"
+    elif isinstance(devices, str):
+        devices = f"'{devices}'"  # unquoted, "0,1" would read as a sweep
+    placed = [f"trainer.accelerator={cfg.trainer.accelerator}", f"trainer.devices={devices}"]
 
     def command(local_rank: int) -> tuple[list[str], str]:
         args = [sys.executable, "-m", "dlstudies.train", f"--config-path={run_dir}/.hydra",
                 "--config-name=config", f"hydra.run.dir='{run_dir}'", "hydra.output_subdir=null",
                 f"hydra.job.name=ddp_rank_{local_rank}",
-                f"ckpt_path='{ckpt_path}'" if ckpt_path else "ckpt_path=null"]
+                f"ckpt_path='{ckpt_path}'" if ckpt_path else "ckpt_path=null", *placed]
         return args, os.getcwd()
 
     subprocess_script._hydra_subprocess_cmd = command

@@ -71,15 +71,15 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list) -
         raise one_line(error) from None
 
 
-def train(cfg: DictConfig) -> dict:
-    """Build data, model, callbacks, loggers and Trainer from ``cfg``; fit, test, record."""
+def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
+    """Build data, model, callbacks, loggers and Trainer from ``cfg``; fit, test, record
+    (with the names of the ``gpus`` that ``place_job`` claimed for it)."""
     validate(cfg)
     run_dir = Path(cfg.paths.output_dir)
     action, ckpt_path = resume_point(cfg)
     if action == "skip":
         console.print(f"[bold]skipped[/bold] (already finished) {run_dir}", soft_wrap=True)
         return {**read_summary(run_dir), "action": "skipped"}
-    place_job(cfg)
     env_before = set(os.environ)
     start = time.time()
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -88,11 +88,11 @@ def train(cfg: DictConfig) -> dict:
     divergence = StopOnDivergence()
     loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]
     if "ddp" in str(cfg.trainer.get("strategy", "")) and HydraConfig.initialized():
-        run_ddp_ranks_from_job_config(ckpt_path)
+        run_ddp_ranks_from_job_config(cfg, ckpt_path)
     trainer = build_trainer(cfg, [divergence, CheckpointMetadata(config)], loggers)
     record = {**_hydra_record(), "status": "running", "action": {"resume": "resumed"}.get(action, "started"),
               "n_params": module.n_params, "seed": cfg.seed, "threads": torch.get_num_threads(),
-              "output_dir": str(run_dir), "metrics": {}}
+              "output_dir": str(run_dir), "metrics": {}, "gpus": gpus, "started": start}
     for logger in loggers:
         logger.log_hyperparams({**config, "n_params": module.n_params})
     samples: list[str] = []
@@ -120,7 +120,8 @@ def train(cfg: DictConfig) -> dict:
         record.update(status="failed", error=f"{type(error).__name__}: {error}")
         raise
     finally:
-        record["wall_time_s"] = round(time.time() - start, 2)
+        record["ended"] = time.time()
+        record["wall_time_s"] = round(record["ended"] - start, 2)
         record["steps"] = trainer.global_step
         if trainer.is_global_zero:
             write_summary(run_dir, record)
@@ -136,7 +137,8 @@ def train(cfg: DictConfig) -> dict:
 def run_job(cfg: DictConfig) -> float | None:
     """One Hydra job. Module-level and undecorated, so the joblib launcher pickles it by name."""
     try:
-        record = train(cfg)
+        with place_job(cfg) as gpus:  # threads and GPUs for this job, released however it ends
+            record = train(cfg, gpus)
     except ConfigError as error:
         errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)

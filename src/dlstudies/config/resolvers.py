@@ -12,6 +12,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from dlstudies import ROOT
+from dlstudies.launch import sweep_jobs
 
 
 def wandb_offline() -> bool:
@@ -77,6 +78,7 @@ def register_resolvers() -> None:
     for name, fn in {"dls.root": lambda: str(ROOT), "dls.wandb_offline": wandb_offline,
                      "dls.job_name": job_name, "dls.sweep_group": sweep_group,
                      "dls.ratio": lambda a, b: max(1, round(float(a) / float(b))),
-                     "dls.sweep_name": sweep_name, "dls.job_dirname": job_dirname}.items():
+                     "dls.sweep_name": sweep_name, "dls.job_dirname": job_dirname,
+                     "dls.sweep_jobs": sweep_jobs}.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
