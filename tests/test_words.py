@@ -51,9 +51,9 @@ def test_datamodule_streams_blocks_and_model_kwargs(corpus: Path, tmp_path: Path
                           val_fraction=0.2, test_fraction=0.1, cache_dir=str(tmp_path))
     data.setup("fit")
     assert data.vocab[:2] == [EOS, UNK] and "zebra" not in data.vocab  # rare word, and test-only
-    assert set(data.streams) == {"train", "val", "test"}
+    assert set(data.splits) == {"train", "val", "test"}
     train_lines = [line for line in TEXT.splitlines()[:15] if line]  # 21 lines: 15 train, 4 val
-    assert data.streams["train"].tolist().count(0) == len(train_lines)  # one <eos> per line
+    assert data.splits["train"][0].tolist().count(0) == len(train_lines)  # one <eos> per line
     x, y = next(iter(data.train_dataloader()))
     assert x.shape == y.shape == (3, 4)
     torch.testing.assert_close(x[:, 1:], y[:, :-1])  # targets are the inputs shifted by one word
@@ -69,7 +69,7 @@ def test_processed_tensors_are_cached_by_config(corpus: Path, tmp_path: Path) ->
     assert files == [first.cache_file()]
     again = WordDataModule(path=str(corpus), block_size=4, cache_dir=str(tmp_path / "cache"))
     again.setup()
-    assert again.vocab == first.vocab and torch.equal(again.streams["train"], first.streams["train"])
+    assert again.vocab == first.vocab and torch.equal(again.splits["train"][0], first.splits["train"][0])
     other = WordDataModule(path=str(corpus), block_size=4, min_freq=2, cache_dir=str(tmp_path / "cache"))
     assert other.cache_file() != files[0]  # another option: another cache entry
     corpus.write_text(TEXT + "new words here\n", encoding="utf-8")
