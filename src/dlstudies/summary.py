@@ -30,7 +30,8 @@ def _plain(value):
 def write_summary(run_dir: str | Path, record: dict) -> Path:
     """Write ``record`` atomically so an interrupted run never leaves half a summary."""
     metrics = {k: _plain(v) for k, v in record.get("metrics", {}).items()}
-    return write_text(Path(run_dir) / SUMMARY, json.dumps({**record, "metrics": metrics}, indent=2, default=str))
+    text = json.dumps({**record, "metrics": metrics}, indent=2, default=str)
+    return write_text(Path(run_dir) / SUMMARY, text)
 
 
 def read_summary(run_dir: str | Path) -> dict | None:

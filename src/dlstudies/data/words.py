@@ -113,7 +113,8 @@ class WordDataModule(TokenDataModule):
     def _raw_splits(self) -> dict[str, list[str]]:
         """The lines of each split, before tokenization."""
         if self.path is not None:
-            return split_by_fractions(read_text(self.path).splitlines(), self.val_fraction, self.test_fraction)
+            lines = read_text(self.path).splitlines()
+            return split_by_fractions(lines, self.val_fraction, self.test_fraction)
         return load_hf_corpus(self.dataset)
 
     def cache_key(self) -> str:
