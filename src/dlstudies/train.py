@@ -75,22 +75,24 @@ def train(cfg: DictConfig) -> dict:
         console.print(f"[bold]skipped[/bold] (already finished) {cfg.paths.output_dir}", soft_wrap=True)
         return {**read_summary(cfg.paths.output_dir), "action": "skipped"}
 
-    # Where the job runs: its share of the machine, before anything is built on it.
+    # Where the job runs: its share of the machine, and under DDP how its other ranks start.
     place_job(cfg)
-    env_before = set(os.environ)
+    env_before = set(os.environ)  # DDP adds rendezvous variables, dropped again after the job
+    if "ddp" in str(cfg.trainer.get("strategy", "")) and HydraConfig.initialized():
+        run_ddp_ranks_from_job_config(ckpt_path)
     started = time.time()
 
+    # Build: data and model, then the callbacks, loggers and Trainer around them.
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module = build(cfg)
     tests = bool(cfg.test and datamodule.test_dataloader())
     divergence, samples = StopOnDivergence(), SampleTexts(cfg.samples, cfg.seed, after_test=tests)
     loggers = build_loggers(cfg)
-    if "ddp" in str(cfg.trainer.get("strategy", "")) and HydraConfig.initialized():
-        run_ddp_ranks_from_job_config(ckpt_path)
     trainer = build_trainer(cfg, [divergence, CheckpointMetadata(config), samples], loggers)
     log_config(loggers, config, module.n_params)
 
+    # Fit, test, record: summary.json is written however the run ends.
     record = RunRecord(cfg, action, module.n_params, started)
     try:
         with record.kept(trainer):
