@@ -170,7 +170,7 @@ def test_a_run_that_raises_is_recorded_as_failed_with_its_error(tmp_path: Path) 
     cfg = make_cfg([], tmp_path)
     record = RunRecord(cfg, "start", n_params=100, started=time.time())
     trainer = SimpleNamespace(global_step=7, is_global_zero=True)
-    with pytest.raises(KeyboardInterrupt), record.kept(trainer):
+    with pytest.raises(KeyboardInterrupt), record.saved_on_exit(trainer):
         raise KeyboardInterrupt("stopped by hand")
     summary = read_summary(cfg.paths.output_dir)
     assert summary["status"] == "failed" and summary["error"] == "KeyboardInterrupt: stopped by hand"

@@ -65,7 +65,7 @@ class RunRecord:
                            "output_dir": str(self.run_dir), "metrics": {}}
 
     @contextmanager
-    def kept(self, trainer: L.Trainer) -> Iterator[None]:
+    def saved_on_exit(self, trainer: L.Trainer) -> Iterator[None]:
         """Around fitting and testing: an error marks the run failed (and propagates); on every
         exit the wall time and steps are added and rank zero writes ``summary.json``."""
         try:

@@ -95,7 +95,7 @@ def train(cfg: DictConfig) -> dict:
     # Fit, test, record: summary.json is written however the run ends.
     record = RunRecord(cfg, action, module.n_params, started)
     try:
-        with record.kept(trainer):
+        with record.saved_on_exit(trainer):
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
             record.fitted(trainer, divergence)
             if tests and not divergence.diverged:
