@@ -1,6 +1,7 @@
 """Word-level data: tokenization, vocabulary rules, streams, the on-disk cache, the HF fallback;
 and the downloadable tiny-shakespeare corpus's offline error."""
 
+import multiprocessing
 import time
 import urllib.error
 import urllib.request
@@ -51,9 +52,9 @@ def test_datamodule_streams_blocks_and_model_kwargs(corpus: Path, tmp_path: Path
                           val_fraction=0.2, test_fraction=0.1, cache_dir=str(tmp_path))
     data.setup("fit")
     assert data.vocab[:2] == [EOS, UNK] and "zebra" not in data.vocab  # rare word, and test-only
-    assert set(data.streams) == {"train", "val", "test"}
+    assert set(data.splits) == {"train", "val", "test"}
     train_lines = [line for line in TEXT.splitlines()[:15] if line]  # 21 lines: 15 train, 4 val
-    assert data.streams["train"].tolist().count(0) == len(train_lines)  # one <eos> per line
+    assert data.splits["train"][0].tolist().count(0) == len(train_lines)  # one <eos> per line
     x, y = next(iter(data.train_dataloader()))
     assert x.shape == y.shape == (3, 4)
     torch.testing.assert_close(x[:, 1:], y[:, :-1])  # targets are the inputs shifted by one word
@@ -69,7 +70,7 @@ def test_processed_tensors_are_cached_by_config(corpus: Path, tmp_path: Path) ->
     assert files == [first.cache_file()]
     again = WordDataModule(path=str(corpus), block_size=4, cache_dir=str(tmp_path / "cache"))
     again.setup()
-    assert again.vocab == first.vocab and torch.equal(again.streams["train"], first.streams["train"])
+    assert again.vocab == first.vocab and torch.equal(again.splits["train"][0], first.splits["train"][0])
     other = WordDataModule(path=str(corpus), block_size=4, min_freq=2, cache_dir=str(tmp_path / "cache"))
     assert other.cache_file() != files[0]  # another option: another cache entry
     corpus.write_text(TEXT + "new words here\n", encoding="utf-8")
@@ -83,6 +84,36 @@ def test_cache_is_read_instead_of_the_text(corpus: Path, tmp_path: Path, monkeyp
     start = time.perf_counter()
     WordDataModule(path=str(corpus), block_size=4, cache_dir=str(tmp_path)).setup()
     assert time.perf_counter() - start < 1.0
+
+
+def _build_cache_together(corpus: Path, cache_dir: Path, barrier) -> None:
+    """Build the words cache in this (forked) process, its torch.save starting at the same moment
+    as the other process's and slowed down, so each replaces the cache just after the other wrote."""
+    save = torch.save
+
+    def save_together(obj, file) -> None:
+        barrier.wait(timeout=60)
+        save(obj, file)
+        time.sleep(0.5)
+
+    torch.save = save_together
+    WordDataModule(path=str(corpus), block_size=4, cache_dir=str(cache_dir)).setup()
+
+
+def test_two_processes_building_the_same_cache_both_succeed(corpus: Path, tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")  # forked: no second import of torch and Lightning
+    barrier = context.Barrier(2)
+    jobs = [context.Process(target=_build_cache_together, args=(corpus, tmp_path, barrier)) for _ in range(2)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(timeout=120)
+    assert [job.exitcode for job in jobs] == [0, 0]
+    data = WordDataModule(path=str(corpus), block_size=4, cache_dir=str(tmp_path))
+    assert [p.name for p in (tmp_path / "words").iterdir()] == [data.cache_file().name]  # no leftovers
+    stored = torch.load(data.cache_file(), weights_only=True)
+    data.setup()
+    assert stored["vocab"] == data.vocab and torch.equal(stored["streams"]["train"], data.splits["train"][0])
 
 
 def test_bad_sources_fail_in_one_line(tmp_path: Path) -> None:

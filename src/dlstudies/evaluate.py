@@ -6,7 +6,7 @@ import sys
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 
 from dlstudies import CONF_DIR

@@ -3,7 +3,6 @@
 import os
 import sys
 import time
-from pathlib import Path
 
 import hydra
 import lightning as L
@@ -13,39 +12,24 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from dlstudies import CONF_DIR
 from dlstudies.callbacks.divergence import StopOnDivergence
 from dlstudies.callbacks.metadata import CheckpointMetadata
+from dlstudies.callbacks.samples import SampleTexts
 from dlstudies.config.argv import check_choices
 from dlstudies.config.errors import ConfigError, one_line
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.config.validation import validate
 from dlstudies.launch import forget_ddp_job, place_job, resume_point, run_ddp_ranks_from_job_config
-from dlstudies.summary import read_summary, write_summary
+from dlstudies.loggers import build_loggers, finish, log_config
+from dlstudies.summary import RunRecord, read_summary
 
 console = Console()
 errors = Console(stderr=True)
 register_resolvers()  # on import: launcher workers import this module before resolving hydra.sweep.dir
-
-
-def _hydra_record() -> dict:
-    if not HydraConfig.initialized():
-        return {"overrides": [], "choices": {}}
-    hydra_cfg = HydraConfig.get()
-    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
-    return {"overrides": list(hydra_cfg.overrides.task), "choices": choices}
-
-
-def _report(metrics: dict, samples: list[str], run_dir: Path, status: str) -> None:
-    shown = {k: v for k, v in metrics.items() if k.split("/")[0] in ("val", "test", "best")}
-    console.print(f"[bold]status[/bold] {status}  " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items()))
-    if samples:
-        console.print("[bold]samples[/bold] " + " | ".join(repr(s) if "\n" in s else s for s in samples))
-    console.print(f"[bold]run folder[/bold] {run_dir}", soft_wrap=True)  # one copyable line
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
@@ -71,67 +55,60 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list) -
         raise one_line(error) from None
 
 
+def _report(record: dict) -> None:
+    """The run's outcome on the console: status and metrics, samples, the run folder."""
+    shown = {k: v for k, v in record["metrics"].items() if k.split("/")[0] in ("val", "test", "best")}
+    metrics = "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
+    console.print(f"[bold]status[/bold] {record['status']}  {metrics}")
+    if record.get("samples"):
+        texts = (repr(s) if "\n" in s else s for s in record["samples"])
+        console.print("[bold]samples[/bold] " + " | ".join(texts))
+    console.print(f"[bold]run folder[/bold] {record['output_dir']}", soft_wrap=True)  # one copyable line
+
+
 def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
-    """Build data, model, callbacks, loggers and Trainer from ``cfg``; fit, test, record
-    (with the names of the ``gpus`` that ``place_job`` claimed for it)."""
+    """Validate; resume or skip; build data, model, callbacks, loggers and Trainer; fit; test;
+    record (``summary.json``, the console). ``gpus``: the devices ``place_job`` claimed for this
+    job, recorded with it. Returns the summary record."""
     validate(cfg)
-    run_dir = Path(cfg.paths.output_dir)
     action, ckpt_path = resume_point(cfg)
     if action == "skip":
-        console.print(f"[bold]skipped[/bold] (already finished) {run_dir}", soft_wrap=True)
-        return {**read_summary(run_dir), "action": "skipped"}
-    env_before = set(os.environ)
-    start = time.time()
+        console.print(f"[bold]skipped[/bold] (already finished) {cfg.paths.output_dir}", soft_wrap=True)
+        return {**read_summary(cfg.paths.output_dir), "action": "skipped"}
+
+    # Where the job runs (its threads and GPUs were placed by run_job): under DDP, how its other
+    # ranks start.
+    env_before = set(os.environ)  # DDP adds rendezvous variables, dropped again after the job
+    if "ddp" in str(cfg.trainer.get("strategy", "")) and HydraConfig.initialized():
+        run_ddp_ranks_from_job_config(cfg, ckpt_path)
+    started = time.time()
+
+    # Build: data and model, then the callbacks, loggers and Trainer around them.
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module = build(cfg)
-    divergence = StopOnDivergence()
-    loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]
-    if "ddp" in str(cfg.trainer.get("strategy", "")) and HydraConfig.initialized():
-        run_ddp_ranks_from_job_config(cfg, ckpt_path)
-    trainer = build_trainer(cfg, [divergence, CheckpointMetadata(config)], loggers)
-    record = {**_hydra_record(), "status": "running", "action": {"resume": "resumed"}.get(action, "started"),
-              "n_params": module.n_params, "seed": cfg.seed, "threads": torch.get_num_threads(),
-              "output_dir": str(run_dir), "metrics": {}, "gpus": gpus, "started": start}
-    for logger in loggers:
-        logger.log_hyperparams({**config, "n_params": module.n_params})
-    samples: list[str] = []
+    tests = bool(cfg.test and datamodule.test_dataloader())
+    divergence, samples = StopOnDivergence(), SampleTexts(cfg.samples, cfg.seed, after_test=tests)
+    loggers = build_loggers(cfg)
+    trainer = build_trainer(cfg, [divergence, CheckpointMetadata(config), samples], loggers)
+    log_config(loggers, config, module.n_params)
+
+    # Fit, test, record: summary.json is written however the run ends.
+    record = RunRecord(cfg, action, module.n_params, started, gpus)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        record["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        checkpoint = trainer.checkpoint_callback
-        if checkpoint is not None and checkpoint.best_model_score is not None:
-            record["metrics"][f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
-            record["best_ckpt"] = checkpoint.best_model_path
-        record["status"] = "diverged" if divergence.diverged else "completed"
-        if divergence.diverged:
-            record["diverged"] = divergence.describe()
-        elif cfg.test and datamodule.test_dataloader():
-            best = "best" if record.get("best_ckpt") else None
-            for results in trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False):
-                record["metrics"].update({k: float(v) for k, v in results.items()})
-        if hasattr(module, "sample") and cfg.samples and not divergence.diverged:
-            samples = module.sample(cfg.samples, seed=cfg.seed)
-            record["samples"] = samples
-            for logger in loggers:
-                if isinstance(logger, WandbLogger):
-                    logger.log_text("samples", columns=["sample"], data=[[s] for s in samples])
-    except BaseException as error:
-        record.update(status="failed", error=f"{type(error).__name__}: {error}")
-        raise
+        with record.saved_on_exit(trainer):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            record.fitted(trainer, divergence)
+            if tests and not divergence.diverged:
+                best = "best" if "best_ckpt" in record.data else None
+                record.tested(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False))
+            record.sampled(samples.texts)
     finally:
-        record["ended"] = time.time()
-        record["wall_time_s"] = round(record["ended"] - start, 2)
-        record["steps"] = trainer.global_step
-        if trainer.is_global_zero:
-            write_summary(run_dir, record)
-        for logger in loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.finish()  # the next job of a multirun gets its own W&B run
+        finish(loggers)
         forget_ddp_job(env_before)
     if trainer.is_global_zero:
-        _report(record["metrics"], samples, run_dir, record["status"])
-    return record
+        _report(record.data)
+    return record.data
 
 
 def run_job(cfg: DictConfig) -> float | None:

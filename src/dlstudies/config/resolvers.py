@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import netrc
 import os
 import re
 from pathlib import Path
@@ -13,16 +12,7 @@ from omegaconf import OmegaConf
 
 from dlstudies import ROOT
 from dlstudies.launch import sweep_jobs
-
-
-def wandb_offline() -> bool:
-    """Offline unless the user is logged in (API key or netrc entry); WANDB_MODE wins if set."""
-    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
-        return False
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return True
+from dlstudies.loggers import wandb_offline
 
 
 def job_name() -> str | None:

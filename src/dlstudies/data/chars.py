@@ -2,18 +2,16 @@
 
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
-from dlstudies.data.download import CORPORA, fetch
 from dlstudies.config.errors import ConfigError
+from dlstudies.data.base import split_by_fractions
+from dlstudies.data.download import CORPORA, fetch
 from dlstudies.data.names import load_names
-from dlstudies.data.tensors import tensor_loader, window_loader
+from dlstudies.data.tokens import IGNORE, TokenDataModule
 
 BOUNDARY = "\n"  # starts and ends every line item, like makemore's '.'
 UNKNOWN = "\ufffd"  # stands for characters of val/test that the training split never shows
-IGNORE = -1  # target index the loss skips: padding after a line's end
 
 
 def read_text(path: str | Path) -> str:
@@ -39,7 +37,7 @@ def encode_lines(lines: list[str], stoi: dict[str, int], length: int) -> tuple[t
     return x, y
 
 
-class CharDataModule(L.LightningDataModule):
+class CharDataModule(TokenDataModule):
     """A character corpus tokenized once into tensors, split deterministically by ``seed``.
 
     ``mode="lines"``: each non-empty line is an item (a name); rows are padded and the loss skips
@@ -53,16 +51,12 @@ class CharDataModule(L.LightningDataModule):
                  val_fraction: float = 0.1,
                  test_fraction: float = 0.1, seed: int = 1337, num_names: int = 32032,
                  data_dir: str = "data") -> None:
-        super().__init__()
         if mode not in ("lines", "stream"):
             raise ConfigError(f"data.mode={mode!r} is not allowed; use lines or stream")
-        self.path, self.builtin, self.mode = path, builtin, mode
-        self.block_size, self.batch_size, self.seed = block_size, batch_size, seed
-        self.eval_batch_size = eval_batch_size or batch_size  # evaluation: bigger batches, same result
-        self.val_fraction, self.test_fraction, self.num_names = val_fraction, test_fraction, num_names
+        super().__init__(block_size, batch_size, eval_batch_size, val_fraction, test_fraction, seed,
+                         stream=mode == "stream")
+        self.path, self.builtin, self.num_names = path, builtin, num_names
         self.data_dir = data_dir  # where downloadable corpora (``builtin: shakespeare``) are kept
-        self.vocab: list[str] = []
-        self.splits: dict[str, tuple[torch.Tensor, ...]] = {}
 
     def corpus(self) -> str:
         """The raw text: the local file when ``path`` is set, else the built-in corpus (names, or a
@@ -79,40 +73,32 @@ class CharDataModule(L.LightningDataModule):
         if self.splits:
             return
         text = self.corpus()
-        if self.mode == "lines":
-            self._setup_lines([line.strip() for line in text.splitlines() if line.strip()])
-        else:
+        if self.stream:
             self._setup_stream(text)
+        else:
+            self._setup_lines([line.strip() for line in text.splitlines() if line.strip()])
 
     def _build_vocab(self, train: str, rest: str) -> dict[str, int]:
         chars = sorted(set(train) - {BOUNDARY})
         unknown = [UNKNOWN] if set(rest) - set(train) - {BOUNDARY} else []
-        boundary = [BOUNDARY] if self.mode == "lines" or BOUNDARY in train else []
+        boundary = [BOUNDARY] if not self.stream or BOUNDARY in train else []
         self.vocab = boundary + chars + unknown
         return {ch: i for i, ch in enumerate(self.vocab)}
 
     def _setup_lines(self, lines: list[str]) -> None:
-        order = torch.randperm(len(lines), generator=torch.Generator().manual_seed(self.seed))
-        lines = [lines[i] for i in order]
-        n_val, n_test = int(self.val_fraction * len(lines)), int(self.test_fraction * len(lines))
-        n_train = len(lines) - n_val - n_test
-        if n_train < 1:
+        parts = split_by_fractions(lines, self.val_fraction, self.test_fraction, seed=self.seed)
+        if not parts["train"]:
             raise ConfigError(f"the corpus has {len(lines)} lines: too few for a training split")
-        parts = {"train": lines[:n_train], "val": lines[n_train : n_train + n_val],
-                 "test": lines[n_train + n_val :]}
         stoi = self._build_vocab("".join(parts["train"]), "".join(parts["val"] + parts["test"]))
         length = min(self.block_size, max(len(line) for line in lines) + 1)
         self.splits = {name: encode_lines(part, stoi, length) for name, part in parts.items() if part}
 
     def _setup_stream(self, text: str) -> None:
-        n_val, n_test = int(self.val_fraction * len(text)), int(self.test_fraction * len(text))
-        n_train = len(text) - n_val - n_test
-        parts = {"train": text[:n_train], "val": text[n_train : n_train + n_val],
-                 "test": text[n_train + n_val :]}
+        parts = split_by_fractions(text, self.val_fraction, self.test_fraction)
         stoi = self._build_vocab(parts["train"], parts["val"] + parts["test"])
         unk = stoi.get(UNKNOWN, 0)
-        self.splits = {name: (torch.tensor([stoi.get(ch, unk) for ch in part], dtype=torch.long),)
-                       for name, part in parts.items() if len(part) > self.block_size}
+        self.set_streams({name: torch.tensor([stoi.get(ch, unk) for ch in part], dtype=torch.long)
+                          for name, part in parts.items()})
 
     def on_before_batch_transfer(self, batch: tuple[torch.Tensor, ...], dataloader_idx: int) -> tuple:
         """Line items: drop the columns past the batch's longest line, which are all padding.
@@ -120,32 +106,8 @@ class CharDataModule(L.LightningDataModule):
         Rows are padded to the longest line of the corpus, but most batches are shorter; trimming
         here, on the CPU before the copy to the device, saves their compute at no cost.
         """
-        if self.mode != "lines":
+        if self.stream:
             return batch
         x, y = batch
         length = int((y != IGNORE).sum(1).max())
         return x[:, :length], y[:, :length]
-
-    def model_kwargs(self) -> dict:
-        """What the model needs from the data, as plain data (stored in checkpoints)."""
-        return {"net": {"vocab_size": len(self.vocab)}, "vocab": self.vocab,
-                "lines": self.mode == "lines", "separator": ""}
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader | list:
-        if split not in self.splits:
-            return []
-        batch_size = self.batch_size if shuffle else self.eval_batch_size
-        if self.mode == "lines":
-            return tensor_loader(*self.splits[split], batch_size=batch_size, shuffle=shuffle,
-                                 seed=self.seed)
-        return window_loader(self.splits[split][0], self.block_size, batch_size, shuffle,
-                             seed=self.seed)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader | list:
-        return self._loader("test", shuffle=False)

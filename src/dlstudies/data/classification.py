@@ -1,10 +1,9 @@
 """What the image and MNIST-1D data modules share: tensor splits, loaders, batch augmentation."""
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from dlstudies.data.tensors import tensor_loader
+from dlstudies.data.base import TensorDataModule
 
 EVAL_BATCH = 1000  # evaluation batches: large, since no gradients are kept
 
@@ -18,7 +17,7 @@ def split_off(x: torch.Tensor, y: torch.Tensor, n: int, seed: int) -> tuple[tupl
     return (x[rest], y[rest]), (x[held], y[held])
 
 
-class ClassificationDataModule(L.LightningDataModule):
+class ClassificationDataModule(TensorDataModule):
     """Labelled examples held as tensors: ``splits[name] = (x, y)`` for train, val and test.
 
     Subclasses fill ``splits`` and ``class_names`` in ``load()``; inputs are standardised with the
@@ -30,10 +29,8 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int = 128, seed: int = 0, augment: bool = False,
                  train_eval_size: int = 10000) -> None:
-        super().__init__()
-        self.batch_size, self.seed, self.augment = batch_size, seed, augment
-        self.train_eval_size = train_eval_size
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        super().__init__(batch_size, EVAL_BATCH, seed)
+        self.augment, self.train_eval_size = augment, train_eval_size
         self.class_names: list[str] = []
 
     def load(self) -> None:
@@ -68,19 +65,7 @@ class ClassificationDataModule(L.LightningDataModule):
             return self.augment_batch(x), y
         return batch
 
-    def _loader(self, split: str, shuffle: bool = False, limit: int | None = None) -> DataLoader:
-        x, y = self.splits[split]
-        if limit is not None:
-            x, y = x[:limit], y[:limit]
-        return tensor_loader(x, y, batch_size=self.batch_size if shuffle else EVAL_BATCH, shuffle=shuffle,
-                             seed=self.seed)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
     def val_dataloader(self) -> list[DataLoader]:
         """Validation split first; then the training split, evaluated like the validation split."""
-        return [self._loader("val"), self._loader("train", limit=self.train_eval_size)]
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        train = tuple(t[: self.train_eval_size] for t in self.splits["train"])
+        return [self._split_loader("val"), self.loader(train, self.eval_batch_size, shuffle=False)]

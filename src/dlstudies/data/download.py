@@ -5,6 +5,7 @@ import urllib.request
 from pathlib import Path
 
 from dlstudies.config.errors import ConfigError
+from dlstudies.files import atomic_path
 
 # name -> (public URL, file name under the data folder)
 CORPORA = {
@@ -26,16 +27,13 @@ def fetch(name: str, data_dir: str | Path, url: str | None = None, timeout: floa
     target = Path(data_dir).expanduser() / filename
     if target.is_file():
         return target
-    partial = target.with_suffix(target.suffix + ".part")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+    try:  # only a complete download ever gets the final name
+        with atomic_path(target) as partial, urllib.request.urlopen(url, timeout=timeout) as response, \
+                open(partial, "wb") as out:
             shutil.copyfileobj(response, out)
     except OSError as error:  # URLError, timeouts and refused connections are all OSErrors
-        partial.unlink(missing_ok=True)
         reason = getattr(error, "reason", None) or error
         raise ConfigError(f"{name} is not at {target} and could not be downloaded from {url} "
                                 f"({reason}); download it there yourself or give "
                                 f"data.path=/path/to/{filename}") from None
-    partial.replace(target)  # only a complete download ever gets the final name
     return target

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dlstudies.files import write_bytes
+
 # type code -> big-endian numpy dtype
 DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 CODES = {np.dtype(v).newbyteorder("="): k for k, v in DTYPES.items()}
@@ -46,6 +48,4 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
         raise ValueError(f"IDX cannot store dtype {array.dtype}; use uint8, int8/16/32, float32/64")
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     data = header + array.astype(DTYPES[code]).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
-    return path
+    return write_bytes(path, gzip.compress(data) if path.suffix == ".gz" else data)

@@ -14,6 +14,7 @@ import torch
 
 from dlstudies.data.classification import ClassificationDataModule, split_off
 from dlstudies.data.idx import read_idx, write_idx
+from dlstudies.files import write_bytes
 
 FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
          "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
@@ -50,10 +51,8 @@ def _download_mirror(name: str, folder: Path) -> None:
             for stem in FILES.values():
                 target = folder / f"{stem}.gz"
                 if not target.is_file():
-                    folder.mkdir(parents=True, exist_ok=True)
                     with urllib.request.urlopen(base + f"{stem}.gz", timeout=30) as response:
-                        target.with_suffix(".part").write_bytes(response.read())
-                    target.with_suffix(".part").replace(target)
+                        write_bytes(target, response.read())
             return
         except OSError as error:
             errors.append(f"{base}: {error}")

@@ -6,7 +6,6 @@ called. One pool of ``num_train + num_val + num_test`` examples is generated wit
 and cached as ``<data_dir>/mnist1d/mnist1d_<n>_seed<seed>.npz``, then cut in that order.
 """
 
-import os
 import random
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from mnist1d.data import get_dataset_args, make_dataset
 
 from dlstudies.data.classification import ClassificationDataModule
+from dlstudies.files import atomic_path
 
 NUM_CLASSES = 10
 
@@ -44,10 +44,8 @@ def load_or_generate(num_samples: int, seed: int, data_dir: str | Path) -> tuple
         with np.load(cache) as stored:
             return stored["x"], stored["y"]
     x, y = generate(num_samples, seed)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, x=x, y=y)
-    tmp.replace(cache)  # atomic: parallel sweep jobs may generate the same pool at once
+    with atomic_path(cache) as tmp, open(tmp, "wb") as out:  # parallel sweep jobs may generate it at once
+        np.savez(out, x=x, y=y)  # to an open file: given a path, savez would append ".npz" to it
     return x, y
 
 

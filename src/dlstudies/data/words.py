@@ -17,17 +17,16 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from dlstudies.config.errors import ConfigError
+from dlstudies.data.base import split_by_fractions
 from dlstudies.data.chars import read_text
-from dlstudies.data.tensors import window_loader
+from dlstudies.data.tokens import TokenDataModule
+from dlstudies.files import atomic_path
 
 EOS, UNK = "<eos>", "<unk>"  # EOS is id 0: generation starts from it, as from a fresh line
 PUNCTUATION = ("split", "strip", "keep")
-SPLITS = ("train", "val", "test")
 
 # name -> (Hugging Face repository, load_dataset keyword arguments, text field). The PTB repository
 # holds a loading script, which datasets >= 3 no longer runs: its Parquet export is read instead.
@@ -85,7 +84,7 @@ def encode(lines: list[list[str]], stoi: dict[str, int]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-class WordDataModule(L.LightningDataModule):
+class WordDataModule(TokenDataModule):
     """A word-level corpus as train/val/test token streams, cached on disk.
 
     Source: ``path`` (a UTF-8 text file, split by lines in order: the first lines train, the next
@@ -93,35 +92,29 @@ class WordDataModule(L.LightningDataModule):
     ``HF_CORPORA``, with its own splits; needs the network the first time).
     """
 
+    separator = " "
+
     def __init__(self, path: str | None = None, dataset: str | None = None, lower: bool = True,
                  punctuation: str = "split", min_freq: int = 1, max_size: int | None = None,
                  block_size: int = 35, batch_size: int = 32, eval_batch_size: int | None = None,
                  val_fraction: float = 0.1,
                  test_fraction: float = 0.1, seed: int = 1337, cache_dir: str | None = None) -> None:
-        super().__init__()
         if (path is None) == (dataset is None):
             raise ConfigError("give exactly one of data.path=/path/to/text.txt or data.dataset="
                              f"{'|'.join(HF_CORPORA)}")
         if dataset is not None and dataset not in HF_CORPORA:
             raise ConfigError(f"data.dataset={dataset} is not known; use one of {', '.join(HF_CORPORA)}")
         check_options(punctuation, min_freq, max_size)
+        super().__init__(block_size, batch_size, eval_batch_size, val_fraction, test_fraction, seed)
         self.path, self.dataset, self.lower, self.punctuation = path, dataset, lower, punctuation
         self.min_freq, self.max_size = min_freq, max_size
-        self.block_size, self.batch_size, self.seed = block_size, batch_size, seed
-        self.eval_batch_size = eval_batch_size or batch_size  # evaluation: bigger batches, same result
-        self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.vocab: list[str] = []
-        self.streams: dict[str, torch.Tensor] = {}
 
     def _raw_splits(self) -> dict[str, list[str]]:
         """The lines of each split, before tokenization."""
         if self.path is not None:
             lines = read_text(self.path).splitlines()
-            n_val, n_test = int(self.val_fraction * len(lines)), int(self.test_fraction * len(lines))
-            n_train = len(lines) - n_val - n_test
-            return {"train": lines[:n_train], "val": lines[n_train : n_train + n_val],
-                    "test": lines[n_train + n_val :]}
+            return split_by_fractions(lines, self.val_fraction, self.test_fraction)
         return load_hf_corpus(self.dataset)
 
     def cache_key(self) -> str:
@@ -139,48 +132,24 @@ class WordDataModule(L.LightningDataModule):
         return None if self.cache_dir is None else self.cache_dir / "words" / f"{self.cache_key()}.pt"
 
     def setup(self, stage: str | None = None) -> None:
-        if self.streams:
+        if self.splits:
             return
         cache = self.cache_file()
         if cache is not None and cache.is_file():
             stored = torch.load(cache, weights_only=True)
-            self.vocab, self.streams = stored["vocab"], stored["streams"]
+            self.vocab = stored["vocab"]
+            self.set_streams(stored["streams"])
             return
         tokenized = {split: [tokenize(line, self.lower, self.punctuation) for line in lines]
                      for split, lines in self._raw_splits().items()}
         tokenized = {split: [line for line in lines if line] for split, lines in tokenized.items()}
         self.vocab = build_vocab(tokenized["train"], self.min_freq, self.max_size)
         stoi = {word: i for i, word in enumerate(self.vocab)}
-        self.streams = {split: encode(lines, stoi) for split, lines in tokenized.items() if lines}
-        if len(self.streams.get("train", [])) <= self.block_size:
-            raise ConfigError(f"the training split has {len(self.streams.get('train', []))} words: "
-                             f"too few for data.block_size={self.block_size}")
+        streams = {split: encode(lines, stoi) for split, lines in tokenized.items() if lines}
+        self.set_streams(streams)
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            torch.save({"vocab": self.vocab, "streams": self.streams}, tmp)
-            tmp.replace(cache)  # atomic: a concurrent run never reads half a file
-
-    def model_kwargs(self) -> dict:
-        """What the model needs from the data, as plain data (stored in checkpoints)."""
-        return {"net": {"vocab_size": len(self.vocab)}, "vocab": self.vocab, "lines": False,
-                "separator": " "}
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader | list:
-        stream = self.streams.get(split)
-        if stream is None or len(stream) <= self.block_size:
-            return []
-        batch_size = self.batch_size if shuffle else self.eval_batch_size
-        return window_loader(stream, self.block_size, batch_size, shuffle, seed=self.seed)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader | list:
-        return self._loader("test", shuffle=False)
+            with atomic_path(cache) as tmp:  # parallel jobs may build the same cache at once
+                torch.save({"vocab": self.vocab, "streams": streams}, tmp)
 
 
 def load_hf_corpus(name: str) -> dict[str, list[str]]:

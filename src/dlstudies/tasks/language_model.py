@@ -9,10 +9,9 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from dlstudies.data.tokens import IGNORE
 from dlstudies.generate import generate
 from dlstudies.tasks.base import Task
-
-IGNORE = -1  # padding targets after the end of a line
 
 
 class LanguageModel(Task):
