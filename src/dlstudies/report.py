@@ -24,7 +24,8 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global fig
 from omegaconf import OmegaConf
 
 from dlstudies.callbacks.diagnostics import read_diagnostics
-from dlstudies.config.resolvers import register_resolvers, wandb_offline
+from dlstudies.config.resolvers import register_resolvers
+from dlstudies.loggers import wandb_offline
 from dlstudies.summary import read_summary
 
 METRICS = ["trainset/loss", "trainset/acc", "best/val/loss", "val/acc", "test/loss", "test/acc"]

@@ -21,6 +21,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from dlstudies.files import write_text
+
 DIAGNOSTICS = "diagnostics.json"
 
 
@@ -126,10 +128,7 @@ class Diagnostics(L.Callback):
             logger.log_metrics(metrics, step=step)
 
     def _write(self) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.output_dir / f"{DIAGNOSTICS}.tmp"
-        tmp.write_text(json.dumps(self.record))
-        tmp.replace(self.output_dir / DIAGNOSTICS)
+        write_text(self.output_dir / DIAGNOSTICS, json.dumps(self.record))
 
 
 def read_diagnostics(run_dir: str | Path) -> dict | None:
