@@ -54,7 +54,8 @@ def test_cross_attention_equals_pytorch_with_padding() -> None:
     ours, reference = attention_pair()
     x, memory = torch.randn(3, 4, WIDTH), torch.randn(3, 6, WIDTH)
     pad = padding([6, 3, 1], 6)
-    expected, expected_weights = reference(x, memory, memory, key_padding_mask=pad, average_attn_weights=False)
+    expected, expected_weights = reference(x, memory, memory, key_padding_mask=pad,
+                                           average_attn_weights=False)
     out, weights = ours(x, memory, key_padding_mask=pad, need_weights=True)
     assert weights.shape == (3, HEADS, 4, 6)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)

@@ -112,14 +112,16 @@ def test_init_options_reach_every_layer_of_the_classifier(tmp_path: Path, option
     """Through the config and the task, as a run applies them: each layer's variance follows its
     own fans (the stem maps 40 inputs, the blocks 256 units, the head 4 classes)."""
     group, _, mode = option.partition("_")
-    overrides = [f"init={group}", "model.net.depth=3", "model.net.width=256"] + ([f"init.mode={mode}"] if mode else [])
+    overrides = [f"init={group}", "model.net.depth=3", "model.net.width=256"]
+    overrides += [f"init.mode={mode}"] if mode else []
     torch.manual_seed(0)
     variance = {"he": lambda i, o: 2 / i, "he_fan_out": lambda i, o: 2 / o,
                 "he_fan_avg": lambda i, o: 4 / (i + o), "glorot": lambda i, o: 2 / (i + o)}[option]
     layers = [m for m in _module(overrides, tmp_path).net.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in layers] == [(40, 256), (256, 256), (256, 256), (256, 4)]
     for layer in layers:
-        assert layer.weight.var().item() == pytest.approx(variance(layer.in_features, layer.out_features), rel=0.15)
+        expected = variance(layer.in_features, layer.out_features)
+        assert layer.weight.var().item() == pytest.approx(expected, rel=0.15)
         assert torch.count_nonzero(layer.bias) == 0
 
 

@@ -105,7 +105,8 @@ def test_init_options_draw_their_variance_in_every_layer(option: str, tmp_path: 
     (fan_in = in_channels x kernel size); weights start constant, so an init that does nothing fails."""
     init = instantiate(make_cfg([f"init={option}"], tmp_path).init)
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(400, 300), nn.Conv1d(16, 32, kernel_size=5), nn.Conv2d(8, 24, kernel_size=3))
+    net = nn.Sequential(nn.Linear(400, 300), nn.Conv1d(16, 32, kernel_size=5),
+                        nn.Conv2d(8, 24, kernel_size=3))
     fans = [(400, 300), (16 * 5, 32 * 5), (8 * 9, 24 * 9)]
     for param in net.parameters():
         nn.init.constant_(param, 0.5)

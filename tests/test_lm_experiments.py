@@ -68,7 +68,8 @@ def test_sample_length_and_vocabulary(model: str, vocab: list[str]) -> None:
 
 BAD_SIZES = {
     "model=transformer model.net.depth=-1": "model.net.depth=-1 is not allowed; it must be an integer >= 1",
-    "model=transformer model.net.heads=3": "model.net.heads=3 is not allowed; it must divide model.net.width=64",
+    "model=transformer model.net.heads=3":
+        "model.net.heads=3 is not allowed; it must divide model.net.width=64",
     "model=lstm model.net.width=0": "model.net.width=0 is not allowed; it must be an integer >= 1",
     "model=gru model.net.cell=lstn": "model.net.cell='lstn' is not allowed; use rnn, lstm, gru",
     "model=mlp model.net.embed=0": "model.net.embed=0 is not allowed; it must be an integer >= 1",

@@ -208,7 +208,8 @@ def test_bad_sizes_fail_in_the_constructor_in_one_line(name: str, size: str, val
 def test_bad_cell_and_indivisible_heads_fail_in_one_line() -> None:
     with pytest.raises(ConfigError, match=r"^model.net.cell='lstn' is not allowed; use rnn, lstm, gru$"):
         LSTM(cell="lstn")
-    with pytest.raises(ConfigError, match=r"^model.net.heads=3 is not allowed; it must divide model.net.width=16$"):
+    with pytest.raises(ConfigError, match=r"^model.net.heads=3 is not allowed; it must divide "
+                                          r"model.net.width=16$"):
         GPT_LM(heads=3)
 
 

@@ -24,7 +24,8 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         check_sizes(width=width, heads=heads)
         if width % heads:
-            raise ConfigError(f"model.net.heads={heads} is not allowed; it must divide model.net.width={width}")
+            raise ConfigError(f"model.net.heads={heads} is not allowed; "
+                              f"it must divide model.net.width={width}")
         self.heads, self.dropout, self.causal = heads, dropout, causal
         self.qkv = nn.Linear(width, 3 * width, bias=bias)
         self.proj = nn.Linear(width, width, bias=bias)

@@ -1,9 +1,9 @@
 """Recurrent cells (Elman, LSTM, GRU; optionally normalized), a multi-layer runner over time, and
 ``recurrent_stack``, which builds ``depth`` layers of any of them behind nn.LSTM's interface.
 
-The gated cells keep PyTorch's equations and parameter layout (weight_ih, weight_hh, bias_ih, bias_hh;
-gates i,f,g,o for the LSTM and r,z,n for the GRU) so weights copy over from nn.LSTM / nn.GRU,
-and with no norm they compute exactly what those do. Normalization follows layer-normalized
+The gated cells keep PyTorch's equations and parameter layout (weight_ih, weight_hh, bias_ih,
+bias_hh; gates i,f,g,o for the LSTM and r,z,n for the GRU) so weights copy over from nn.LSTM /
+nn.GRU, and with no norm they compute exactly what those do. Normalization follows layer-normalized
 RNNs (Ba, Kiros & Hinton 2016): the input-to-hidden and hidden-to-hidden gate pre-activations
 are normalized separately (biases added afterwards), and the LSTM cell state before its tanh.
 """
@@ -52,7 +52,8 @@ class ElmanCell(nn.Module):
     state_parts = 1
 
     def __init__(self, input_size: int, hidden_size: int, input_norm: NormFactory = nn.Identity,
-                 recurrent_norm: NormFactory = nn.Identity, activation: Callable[[], nn.Module] = nn.Tanh) -> None:
+                 recurrent_norm: NormFactory = nn.Identity,
+                 activation: Callable[[], nn.Module] = nn.Tanh) -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.ih = nn.Linear(input_size, hidden_size)
@@ -72,23 +73,20 @@ class ElmanCell(nn.Module):
 class GatedCell(nn.Module):
     """Parameters shared by the gated cells: ``gates`` stacked projections of input and state."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        gates: int,
-        input_norm: NormFactory = nn.Identity,
-        recurrent_norm: NormFactory = nn.Identity,
-    ) -> None:
+    gates: int
+
+    def __init__(self, input_size: int, hidden_size: int, input_norm: NormFactory = nn.Identity,
+                 recurrent_norm: NormFactory = nn.Identity) -> None:
         super().__init__()
         self.hidden_size = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(gates * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(gates * hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(gates * hidden_size))
-        self.bias_hh = nn.Parameter(torch.empty(gates * hidden_size))
+        stacked = self.gates * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(stacked, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(stacked, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(stacked))
+        self.bias_hh = nn.Parameter(torch.empty(stacked))
         # The whole stacked pre-activation is normalized at once, as written in Ba et al.
-        self.norm_ih = input_norm(gates * hidden_size)
-        self.norm_hh = recurrent_norm(gates * hidden_size)
+        self.norm_ih = input_norm(stacked)
+        self.norm_hh = recurrent_norm(stacked)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -109,16 +107,11 @@ class GatedCell(nn.Module):
 class LSTMCell(GatedCell):
     """One LSTM step on a precomputed input projection; state (h, c)."""
 
-    state_parts = 2
+    gates, state_parts = 4, 2
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        input_norm: NormFactory = nn.Identity,
-        recurrent_norm: NormFactory = nn.Identity,
-    ) -> None:
-        super().__init__(input_size, hidden_size, 4, input_norm, recurrent_norm)
+    def __init__(self, input_size: int, hidden_size: int, input_norm: NormFactory = nn.Identity,
+                 recurrent_norm: NormFactory = nn.Identity) -> None:
+        super().__init__(input_size, hidden_size, input_norm, recurrent_norm)
         self.norm_c = recurrent_norm(hidden_size)
 
     def forward(self, gx: torch.Tensor, state: State) -> State:
@@ -132,16 +125,7 @@ class LSTMCell(GatedCell):
 class GRUCell(GatedCell):
     """One GRU step on a precomputed input projection; state (h,)."""
 
-    state_parts = 1
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        input_norm: NormFactory = nn.Identity,
-        recurrent_norm: NormFactory = nn.Identity,
-    ) -> None:
-        super().__init__(input_size, hidden_size, 3, input_norm, recurrent_norm)
+    gates, state_parts = 3, 1
 
     def forward(self, gx: torch.Tensor, state: State) -> State:
         (h,) = state
