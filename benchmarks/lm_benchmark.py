@@ -8,7 +8,8 @@ whole process: Python start-up, imports, data preparation, training, validation,
 
 - names: each ``experiment=names_<model>`` on names.txt against its validation-loss target; the
   bigram's target is the count model's loss on the same split, computed here.
-- makemore: throughput and loss at equal steps against makemore's default Transformer on names.
+- makemore: throughput and loss at equal steps against makemore's default Transformer on names,
+  with PyTorch's initialization as makemore (``init=default``).
 - nanogpt: the same against nanoGPT's CPU recipe on tiny-shakespeare, then
   ``experiment=shakespeare_gpt_cpu`` (the same model and batch with a higher learning rate and
   fewer steps) against nanoGPT's loss and time.
@@ -41,6 +42,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
 from dlstudies.data.chars import CharDataModule  # noqa: E402
+from dlstudies.models import init  # noqa: E402
 from dlstudies.models.transformer import TransformerLanguageModel  # noqa: E402
 from dlstudies.tasks.schedulers import constant, cosine_with_warmup  # noqa: E402
 
@@ -181,8 +183,8 @@ def param_groups(net: torch.nn.Module) -> list[dict]:
 
 
 def reference_makemore(names: Path, threads: int) -> Row:
-    """makemore's default Transformer (untied head, 204,544 parameters) and optimizer in a plain
-    loop on data=names' tensors.
+    """makemore's default Transformer (untied head, 204,544 parameters, PyTorch's initialization)
+    and optimizer in a plain loop on data=names' tensors.
 
     Timed like a dlstudies run: data preparation, training, validation every 1000 steps, test.
     """
@@ -198,8 +200,9 @@ def reference_makemore(names: Path, threads: int) -> Row:
         idx = torch.randint(len(x), (32,), generator=gen)
         return x[idx], y[idx]
 
-    net = TransformerLanguageModel(len(data.vocab), block_size=16, n_layer=4, n_head=4, n_embd=64,
+    net = TransformerLanguageModel(len(data.vocab), block_size=16, depth=4, heads=4, width=64,
                                    tie_weights=False)
+    init.default(net)  # makemore keeps PyTorch's initialization
     optimizer = torch.optim.AdamW(param_groups(net), lr=5e-4, weight_decay=0.01, betas=(0.9, 0.99),
                                   eps=1e-8)
     steps = MAKEMORE["steps"]
@@ -219,7 +222,7 @@ def nanogpt_recipe(text: Path, threads: int) -> tuple[CharDataModule, torch.nn.M
     data = CharDataModule(path=str(text), mode="stream", block_size=64, batch_size=12,
                           test_fraction=0.0, seed=1337)
     data.setup()
-    net = TransformerLanguageModel(len(data.vocab), block_size=64, n_layer=4, n_head=4, n_embd=128,
+    net = TransformerLanguageModel(len(data.vocab), block_size=64, depth=4, heads=4, width=128,
                                    bias=False)
     optimizer = torch.optim.AdamW(param_groups(net), lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99))
     scheduler = cosine_with_warmup(optimizer, NANOGPT["steps"], warmup_steps=100, min_lr_ratio=0.1)
@@ -309,8 +312,8 @@ def fastest(measures: dict[str, Callable[[], Row]], repeat: int) -> dict[str, Ro
 
 def makemore_section(args: argparse.Namespace, log_dir: Path) -> None:
     names = args.names.resolve()
-    makemore = ["data=names", f"data.path={names}", "model=transformer", "model.net.n_layer=4",
-                "model.net.n_head=4", "model.net.n_embd=64", "model.net.tie_weights=false",
+    makemore = ["data=names", f"data.path={names}", "model=transformer", "model.net.depth=4",
+                "model.net.heads=4", "model.net.width=64", "model.net.tie_weights=false", "init=default",
                 "data.batch_size=32",
                 "optimizer=adamw", "optimizer.lr=5e-4", "optimizer.weight_decay=0.01",
                 "+optimizer.betas=[0.9,0.99]", "trainer.max_steps=5000", "trainer.val_check_interval=1000",

@@ -10,6 +10,7 @@ from functools import partial
 from torch import nn
 
 from conftest import make_cfg
+from dlstudies.config.errors import ConfigError
 from dlstudies.data.chars import CharDataModule
 from dlstudies.models.bigram import BigramLanguageModel
 from dlstudies.models.mlp import MLPLanguageModel
@@ -18,10 +19,10 @@ from dlstudies.train import train
 
 MODELS = {
     "bigram": lambda: BigramLanguageModel(11),
-    "mlp": lambda: MLPLanguageModel(11, context=4, embed_dim=5, hidden=(16, 16)),
-    "mlp-direct-layernorm": lambda: MLPLanguageModel(11, context=2, embed_dim=5, hidden=(16,), direct=True,
+    "mlp": lambda: MLPLanguageModel(11, context=4, embed=5, depth=2, width=16),
+    "mlp-direct-layernorm": lambda: MLPLanguageModel(11, context=2, embed=5, width=16, direct=True,
                                                      norm=nn.LayerNorm, activation=nn.ReLU),
-    "mlp-batchnorm": lambda: MLPLanguageModel(11, context=3, embed_dim=5, hidden=(16,), norm=BatchNorm),
+    "mlp-batchnorm": lambda: MLPLanguageModel(11, context=3, embed=5, width=16, norm=BatchNorm),
 }
 
 
@@ -44,9 +45,17 @@ def test_shape_and_causality(name: str) -> None:
         assert torch.allclose(net(changed % 11)[:, 8], logits[:, 8])
 
 
-def test_context_below_one_is_rejected() -> None:
-    with pytest.raises(ValueError, match="context=0"):
-        MLPLanguageModel(5, context=0)
+@pytest.mark.parametrize(("size", "value"), [("context", 0), ("embed", -2), ("depth", 0), ("width", 1.5)])
+def test_bad_sizes_are_rejected_in_one_line(size: str, value) -> None:
+    with pytest.raises(ConfigError) as error:
+        MLPLanguageModel(5, **{size: value})
+    assert str(error.value) == f"model.net.{size}={value!r} is not allowed; it must be an integer >= 1"
+
+
+def test_depth_and_width_shape_the_hidden_layers() -> None:
+    net = MLPLanguageModel(11, context=3, embed=4, depth=3, width=20)
+    shapes = [tuple(m.weight.shape) for m in net.hidden if isinstance(m, nn.Linear)]
+    assert shapes == [(20, 12), (20, 20), (20, 20)] and net.head.in_features == 20
 
 
 def _count_bigram_nll(dm: CharDataModule) -> float:

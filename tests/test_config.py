@@ -1,29 +1,57 @@
 """Every option of every config group composes, resolves and builds what it names."""
 
+import math
 from functools import partial
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from conftest import make_cfg
 from dlstudies.config.argv import check_choices, group_options
 from dlstudies.config.errors import ConfigError
+from dlstudies.tasks.classifier import Classifier
+from dlstudies.tasks.language_model import LanguageModel
 
-GROUPS = ["data", "model", "optimizer", "scheduler", "regularizer", "norm", "activation", "init",
-          "trainer", "logger", "callbacks", "experiment"]
+# Groups whose options build objects of their own here; optimizer, scheduler, norm, activation,
+# init and regularizer options have the tests further down.
+GROUPS = ["data", "model", "trainer", "logger", "callbacks", "experiment"]
 CASES = [(group, option) for group in GROUPS for option in group_options(group)]
+VOCAB = ["\n", *"abcdefghij"]
+
+
+def check_model(cfg: DictConfig) -> None:
+    """Build the task and its net as the data would, and run a batch through it."""
+    if cfg.model._target_.endswith("LanguageModel"):
+        module = instantiate(cfg.model, net={"vocab_size": len(VOCAB)}, vocab=VOCAB)
+        x = torch.zeros(2, min(8, cfg.data.block_size), dtype=torch.long)
+        assert isinstance(module, LanguageModel) and module(x).shape == (2, x.size(1), len(VOCAB))
+        if cfg.model.net.get("block_size") is not None:
+            assert module.net.block_size == cfg.data.block_size  # the context follows the data
+    else:
+        module = instantiate(cfg.model, net={"in_features": 40, "num_classes": 4}, class_names=list("abcd"))
+        assert isinstance(module, Classifier) and module(torch.zeros(2, 40)).shape[-2:] == (2, 4)
 
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
-def test_every_option_composes_and_resolves(group: str, option: str, tmp_path: Path,
-                                            names_file: Path) -> None:
-    cfg = make_cfg([f"{group}={option}", f"++data.path={names_file}"], tmp_path)
+def test_every_option_builds_what_it_names(group: str, option: str, tmp_path: Path, names_file: Path) -> None:
+    cfg = make_cfg([f"{group}={option}"], tmp_path)
+    if OmegaConf.is_missing(cfg.data, "path") or "dataset" in cfg.data:  # corpora the user names
+        cfg.data.path = str(names_file)
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
-    assert cfg.model.net._target_ and cfg.data._target_
+    if group in ("data", "experiment"):
+        assert isinstance(instantiate(cfg.data), L.LightningDataModule)
+    if group in ("model", "experiment"):
+        check_model(cfg)
+    if group == "trainer":  # on this CPU machine; the option's strategy and precision stay
+        assert isinstance(instantiate(cfg.trainer, accelerator="cpu"), L.Trainer)
+    if group in ("logger", "callbacks"):
+        kinds = {"logger": L.pytorch.loggers.Logger, "callbacks": L.Callback}
+        assert all(isinstance(instantiate(c), kinds[group]) for c in cfg[group].values() if c is not None)
 
 
 def test_norm_activation_init_change_the_mlp(tmp_path: Path) -> None:
@@ -62,12 +90,33 @@ def test_optimizer_and_scheduler_options_step(optimizer: str, scheduler: str, tm
     assert param.data.lt(1).all()
 
 
+# The weight variance each init option draws for a layer with these fans (init.std 0.02 for normal).
+INIT_VARIANCE = {
+    "default": lambda fan_in, fan_out: 1 / (3 * fan_in),  # PyTorch's U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    "he": lambda fan_in, fan_out: 2 / fan_in,
+    "glorot": lambda fan_in, fan_out: 2 / (fan_in + fan_out),
+    "normal": lambda fan_in, fan_out: 0.02**2,
+}
+
+
 @pytest.mark.parametrize("option", group_options("init"))
-def test_init_options_apply(option: str, tmp_path: Path) -> None:
+def test_init_options_draw_their_variance_in_every_layer(option: str, tmp_path: Path) -> None:
+    """Linear and convolutional layers, with a convolution's fans counting its kernel
+    (fan_in = in_channels x kernel size); weights start constant, so an init that does nothing fails."""
     init = instantiate(make_cfg([f"init={option}"], tmp_path).init)
-    net = nn.Sequential(nn.Linear(400, 300), nn.Linear(300, 10))
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(400, 300), nn.Conv1d(16, 32, kernel_size=5),
+                        nn.Conv2d(8, 24, kernel_size=3))
+    fans = [(400, 300), (16 * 5, 32 * 5), (8 * 9, 24 * 9)]
+    for param in net.parameters():
+        nn.init.constant_(param, 0.5)
     init(net)
-    assert torch.isfinite(net[0].weight).all()
+    for layer, (fan_in, fan_out) in zip(net, fans):
+        assert layer.weight.var().item() == pytest.approx(INIT_VARIANCE[option](fan_in, fan_out), rel=0.1)
+        if option == "default":  # PyTorch draws biases too, from the same bound
+            assert 0 < layer.bias.abs().max() <= 1 / math.sqrt(fan_in)
+        else:
+            assert torch.count_nonzero(layer.bias) == 0
 
 
 def test_regularizer_options_only_change_their_own_key(tmp_path: Path) -> None:

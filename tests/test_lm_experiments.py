@@ -1,6 +1,6 @@
-"""Language-model experiments and the end-to-end paths: configs compose, every model samples through
-LanguageModel.sample, checkpoints round-trip through a real run, the headline multirun works, and
-the shakespeare corpus fails offline in one line."""
+"""Language-model runs end to end: every model samples through LanguageModel.sample, bad sizes stop
+a run in one line, checkpoints round-trip through a real run, the headline multirun works, and
+the shakespeare corpus fails offline in one line. (Every experiment builds in test_config.py.)"""
 
 import json
 import math
@@ -13,21 +13,21 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from conftest import make_cfg
 from dlstudies import CONF_DIR, ROOT
 from dlstudies.checkpoint import load_module
+from dlstudies.config.errors import ConfigError
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.tasks.language_model import LanguageModel
+from dlstudies.train import train
 
 MODELS = ["bigram", "mlp", "rnn", "gru", "lstm", "transformer"]
-EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")
-                     if p.stem.startswith(("names_", "shakespeare_", "words_")))
-TINY = {"mlp": ["model.net.hidden=[16]", "model.net.embed_dim=8"],
-        "rnn": ["model.net.hidden=16", "model.net.embed_dim=8"],
-        "gru": ["model.net.hidden=16", "model.net.embed_dim=8"],
-        "lstm": ["model.net.hidden=16", "model.net.embed_dim=8", "model.net.tie_weights=true"],
-        "transformer": ["model.net.n_embd=16", "model.net.n_layer=1", "model.net.n_head=2"],
+TINY = {"mlp": ["model.net.width=16", "model.net.embed=8"],
+        "rnn": ["model.net.width=16", "model.net.embed=8"],
+        "gru": ["model.net.width=16", "model.net.embed=8"],
+        "lstm": ["model.net.width=16", "model.net.embed=8", "model.net.tie_weights=true"],
+        "transformer": ["model.net.width=16", "model.net.depth=1", "model.net.heads=2"],
         "bigram": []}
 CHARS = ["\n", *"abcdefghij"]
 WORDS = ["<eos>", "<unk>", "the", "cat", "sat", ",", "."]
@@ -47,18 +47,6 @@ def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProc
                           env={**os.environ, "OMP_NUM_THREADS": "1", **env})
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_composes_and_builds(name: str) -> None:
-    cfg = compose_config([f"experiment={name}"])
-    assert OmegaConf.select(cfg, "model._target_").endswith("LanguageModel")
-    kwargs = {"net": {"vocab_size": 11}, "vocab": CHARS, "lines": name.startswith("names_")}
-    module = instantiate(cfg.model, **kwargs)
-    x = torch.zeros(2, min(8, cfg.data.block_size), dtype=torch.long)
-    assert module(x).shape == (2, x.size(1), 11)
-    if "transformer" in name or "gpt" in name:
-        assert module.net.block_size == cfg.data.block_size  # the context follows the data
-
-
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("vocab", [CHARS, WORDS], ids=["chars", "words"])
 def test_sample_length_and_vocabulary(model: str, vocab: list[str]) -> None:
@@ -76,6 +64,26 @@ def test_sample_length_and_vocabulary(model: str, vocab: list[str]) -> None:
     assert module.sample(4, max_new_tokens=20, temperature=0.8, top_k=5, seed=0) == texts
     prompt = "the cat" if words else "ab"
     assert all(t.startswith(prompt) for t in module.sample(2, prompt=prompt, max_new_tokens=5))
+
+
+BAD_SIZES = {
+    "model=transformer model.net.depth=-1": "model.net.depth=-1 is not allowed; it must be an integer >= 1",
+    "model=transformer model.net.heads=3":
+        "model.net.heads=3 is not allowed; it must divide model.net.width=64",
+    "model=lstm model.net.width=0": "model.net.width=0 is not allowed; it must be an integer >= 1",
+    "model=gru model.net.cell=lstn": "model.net.cell='lstn' is not allowed; use rnn, lstm, gru",
+    "model=mlp model.net.embed=0": "model.net.embed=0 is not allowed; it must be an integer >= 1",
+}
+
+
+@pytest.mark.parametrize("overrides", BAD_SIZES)
+def test_bad_model_sizes_stop_the_run_in_one_line(overrides: str, tmp_path: Path) -> None:
+    """What ``python train.py <overrides>`` prints after ``error:`` (and exits 2), before training."""
+    cfg = make_cfg([*overrides.split(), "data.num_names=50", "logger=none"], tmp_path)
+    with pytest.raises(ConfigError) as error:
+        train(cfg)
+    assert str(error.value) == BAD_SIZES[overrides]
+    assert not list(tmp_path.rglob("summary.json"))
 
 
 def write_words(tmp_path: Path) -> Path:
@@ -149,7 +157,7 @@ def test_gpu_recipe_trains_with_bf16_autocast_on_cpu(tmp_path: Path) -> None:
     text.write_text("to be, or not to be, that is the question:\n" * 400)
     result = run(["experiment=shakespeare_gpt", "trainer=cpu", "trainer.precision=bf16-mixed",
                   f"data.path={text}", "data.block_size=32", "data.batch_size=16",
-                  "model.net.n_layer=1", "model.net.n_head=2", "model.net.n_embd=32",
+                  "model.net.depth=1", "model.net.heads=2", "model.net.width=32",
                   "optimizer.lr=0.01", "scheduler.warmup_steps=5", "trainer.max_steps=60",
                   "trainer.val_check_interval=60", "logger=csv",
                   "samples=1", "trainer.enable_progress_bar=false"], tmp_path)

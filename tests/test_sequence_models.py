@@ -1,52 +1,46 @@
-"""Sequence language models: shapes, causality, learning, recurrent state, parity with PyTorch."""
+"""Sequence language models: shapes, causality, learning, recurrent state, sizes, parity with
+PyTorch, and the inits (``init=default`` is PyTorch's own)."""
 
 import functools
 import math
 from pathlib import Path
 
-import hydra
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
-from dlstudies.models.cells import GRUCell, LSTMCell, Recurrent
-from dlstudies.models.gru import GRULanguageModel
-from dlstudies.models.init import glorot, he
-from dlstudies.models.lstm import LSTMLanguageModel
+from dlstudies.config.errors import ConfigError
+from dlstudies.models import init
+from dlstudies.models.cells import ElmanCell, GRUCell, LSTMCell, Recurrent
 from dlstudies.models.norms import BatchNorm
-from dlstudies.models.rnn import RNNLanguageModel
+from dlstudies.models.recurrent import RecurrentLanguageModel
 from dlstudies.models.transformer import TransformerLanguageModel
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 V = 11
 LAYER_NORM = functools.partial(nn.LayerNorm)
-RECURRENT = dict(embed_dim=16, hidden=24, num_layers=2)
-GPT = dict(block_size=16, n_layer=2, n_head=2, n_embd=16)
+RECURRENT = dict(embed=16, width=24, depth=2)
+GPT = dict(block_size=16, depth=2, heads=2, width=16)
+RNN, LSTM, GRU = (functools.partial(RecurrentLanguageModel, V, cell=cell, **RECURRENT)
+                  for cell in ("rnn", "lstm", "gru"))
+GPT_LM = functools.partial(TransformerLanguageModel, V, **GPT)
 
 MODELS = {
-    "rnn": lambda: RNNLanguageModel(V, **RECURRENT),
-    "rnn_relu_layernorm": lambda: RNNLanguageModel(
-        V, **RECURRENT, norm=LAYER_NORM, activation=functools.partial(nn.ReLU)
-    ),
-    "rnn_batchnorm": lambda: RNNLanguageModel(V, **RECURRENT, norm=functools.partial(BatchNorm)),
-    "lstm": lambda: LSTMLanguageModel(V, **RECURRENT),
-    "lstm_tied": lambda: LSTMLanguageModel(V, **RECURRENT, tie_weights=True),
-    "lstm_layernorm": lambda: LSTMLanguageModel(V, **RECURRENT, norm=LAYER_NORM),
-    "lstm_rmsnorm": lambda: LSTMLanguageModel(V, **RECURRENT, norm=functools.partial(nn.RMSNorm)),
-    "lstm_batchnorm": lambda: LSTMLanguageModel(V, **RECURRENT, norm=functools.partial(BatchNorm)),
-    "gru": lambda: GRULanguageModel(V, **RECURRENT),
-    "gru_layernorm": lambda: GRULanguageModel(V, **RECURRENT, norm=LAYER_NORM),
-    "gru_batchnorm": lambda: GRULanguageModel(V, **RECURRENT, norm=functools.partial(BatchNorm)),
-    "transformer": lambda: TransformerLanguageModel(V, **GPT),
-    "transformer_post_ln": lambda: TransformerLanguageModel(V, **GPT, post_ln=True),
-    "transformer_rmsnorm": lambda: TransformerLanguageModel(
-        V, **GPT, norm=functools.partial(nn.RMSNorm)
-    ),
-    "transformer_batchnorm": lambda: TransformerLanguageModel(
-        V, **GPT, norm=functools.partial(BatchNorm)
-    ),
+    "rnn": RNN,
+    "rnn_relu_layernorm": functools.partial(RNN, norm=LAYER_NORM, activation=nn.ReLU),
+    "rnn_batchnorm": functools.partial(RNN, norm=BatchNorm),
+    "lstm": LSTM,
+    "lstm_tied": functools.partial(LSTM, tie_weights=True),
+    "lstm_layernorm": functools.partial(LSTM, norm=LAYER_NORM),
+    "lstm_rmsnorm": functools.partial(LSTM, norm=nn.RMSNorm),
+    "lstm_batchnorm": functools.partial(LSTM, norm=BatchNorm),
+    "gru": GRU,
+    "gru_layernorm": functools.partial(GRU, norm=LAYER_NORM),
+    "gru_batchnorm": functools.partial(GRU, norm=BatchNorm),
+    "transformer": GPT_LM,
+    "transformer_post_ln": functools.partial(GPT_LM, post_ln=True),
+    "transformer_rmsnorm": functools.partial(GPT_LM, norm=nn.RMSNorm),
+    "transformer_batchnorm": functools.partial(GPT_LM, norm=BatchNorm),
 }
 RECURRENT_MODELS = [name for name in MODELS if not name.startswith("transformer")]
 
@@ -118,6 +112,23 @@ def test_step_matches_forward_and_chunks(name: str) -> None:
     assert model.block_size is None
 
 
+def test_elman_cells_equal_pytorch_rnn() -> None:
+    """With tanh and no norm the hand-written Elman cells compute what nn.RNN does."""
+    torch.manual_seed(0)
+    fused = nn.RNN(5, 7, num_layers=2, batch_first=True)
+    runner = Recurrent([ElmanCell(size, 7) for size in (5, 7)])
+    with torch.no_grad():
+        for layer, cell in enumerate(runner.cells):
+            cell.ih.weight.copy_(getattr(fused, f"weight_ih_l{layer}"))
+            cell.ih.bias.copy_(getattr(fused, f"bias_ih_l{layer}") + getattr(fused, f"bias_hh_l{layer}"))
+            cell.hh.weight.copy_(getattr(fused, f"weight_hh_l{layer}"))
+    x, h = torch.randn(4, 9, 5), torch.randn(2, 4, 7)
+    expected, expected_h = fused(x, h)
+    out, out_h = runner(x, h)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_h, expected_h, atol=1e-5, rtol=1e-5)
+
+
 def copy_from_fused(runner: Recurrent, fused: nn.Module) -> None:
     with torch.no_grad():
         for layer, cell in enumerate(runner.cells):
@@ -176,69 +187,89 @@ def test_transformer_rejects_long_input() -> None:
         build("transformer")(tokens(1, 17))
 
 
-@pytest.mark.parametrize("cls", [LSTMLanguageModel, GRULanguageModel])
-def test_gated_models_reject_an_activation(cls: type) -> None:
-    with pytest.raises(ValueError, match="no free activation"):
-        cls(V, activation=functools.partial(nn.ReLU))
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gated_models_reject_an_activation(cell: str) -> None:
+    with pytest.raises(ConfigError, match=f"^model={cell} has no free activation .* drop activation=ReLU$"):
+        RecurrentLanguageModel(V, cell=cell, activation=functools.partial(nn.ReLU))
+
+
+BAD_SIZES = [("rnn", "depth", 0), ("lstm", "width", -1), ("gru", "embed", 2.5), ("lstm", "depth", True),
+             ("transformer", "depth", -1), ("transformer", "heads", 0), ("transformer", "width", 0),
+             ("transformer", "block_size", 0)]
+
+
+@pytest.mark.parametrize(("name", "size", "value"), BAD_SIZES, ids=[f"{n}-{s}={v}" for n, s, v in BAD_SIZES])
+def test_bad_sizes_fail_in_the_constructor_in_one_line(name: str, size: str, value) -> None:
+    with pytest.raises(ConfigError) as error:
+        MODELS[name](**{size: value})
+    assert str(error.value) == f"model.net.{size}={value!r} is not allowed; it must be an integer >= 1"
+
+
+def test_bad_cell_and_indivisible_heads_fail_in_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"^model.net.cell='lstn' is not allowed; use rnn, lstm, gru$"):
+        LSTM(cell="lstn")
+    with pytest.raises(ConfigError, match=r"^model.net.heads=3 is not allowed; it must divide "
+                                          r"model.net.width=16$"):
+        GPT_LM(heads=3)
 
 
 def test_tied_weights_share_the_embedding() -> None:
     model = build("lstm_tied")
-    assert model.head.weight is model.embed.weight
+    assert model.head.weight is model.embedding.weight
     gpt = build("transformer")
     assert gpt.head.weight is gpt.wte.weight
 
 
-def test_attention_equals_naive_masked_softmax() -> None:
-    torch.manual_seed(0)
-    attn = build("transformer").blocks[0].attn.eval()
-    x = torch.randn(2, 7, 16)
-    B, T, C = x.shape
-    heads, d = attn.n_head, C // attn.n_head
-    q, k, v = (t.view(B, T, heads, d).transpose(1, 2) for t in attn.qkv(x).split(C, dim=-1))
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d)
-    scores = scores.masked_fill(torch.ones(T, T).triu(1).bool(), float("-inf"))
-    y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C)
-    torch.testing.assert_close(attn(x), attn.proj(y), atol=1e-6, rtol=1e-5)
-
-
-@pytest.mark.parametrize("model", ["rnn", "lstm", "gru", "transformer"])
-def test_config_instantiates(model: str) -> None:
-    cfg = OmegaConf.merge(
-        OmegaConf.create(
-            {
-                "optimizer": {},
-                "scheduler": {},
-                "regularizer": {"dropout": 0.1},
-                "norm": {"_target_": "torch.nn.LayerNorm", "_partial_": True},
-                "activation": None,
-                "model": OmegaConf.load(CONF / f"{model}.yaml"),
-            }
-        )
-    )
-    net = hydra.utils.instantiate(cfg.model.net, vocab_size=V)
-    assert isinstance(net.block_size, int) == (model == "transformer")
-    assert any(isinstance(m, nn.LayerNorm) for m in net.modules())
-    assert net(tokens(2, 8)).shape == (2, 8, V)
-    if model in ("rnn", "transformer"):
-        relu = hydra.utils.instantiate(
-            cfg.model.net, vocab_size=V, activation=functools.partial(nn.ReLU)
-        )
-        assert any(isinstance(m, nn.ReLU) for m in relu.modules())
-
-
-@pytest.mark.parametrize("cls", [LSTMLanguageModel, GRULanguageModel])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("norm", [None, LAYER_NORM], ids=["fused", "layernorm_cells"])
-def test_inits_reach_every_gate_of_the_recurrent_weights(cls: type, norm) -> None:
+def test_inits_reach_every_gate_of_the_recurrent_weights(cell: str, norm) -> None:
     """He and Glorot treat each gate's block of weight_ih / weight_hh as a layer (fan_out = H)."""
     torch.manual_seed(0)
-    net = cls(V, embed_dim=64, hidden=128, num_layers=2, norm=norm)
+    net = RecurrentLanguageModel(V, cell=cell, embed=64, width=128, depth=2, norm=norm)
     recurrent = {n: p for n, p in net.named_parameters() if "weight_ih" in n or "weight_hh" in n}
     assert len(recurrent) == 4
-    for init, expected_std in [(he, lambda fan_in: math.sqrt(2 / fan_in)),
-                               (glorot, lambda fan_in: math.sqrt(2 / (fan_in + 128)))]:
-        init(net)
+    for draw, expected_std in [(init.he, lambda fan_in: math.sqrt(2 / fan_in)),
+                               (init.glorot, lambda fan_in: math.sqrt(2 / (fan_in + 128)))]:
+        draw(net)
         for name, weight in recurrent.items():
             for gate in weight.split(128):
                 assert gate.std().item() == pytest.approx(expected_std(weight.shape[1]), rel=0.1), name
         assert all(p.abs().sum() == 0 for n, p in net.named_parameters() if "bias" in n and "norm" not in n)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_default_init_redraws_every_parameter(name: str) -> None:
+    """init=default resets every layer, the hand-written cells included: nothing keeps a value
+    that PyTorch's constructors would not give."""
+    model = build(name)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.fill_(7.0)
+    init.default(model)
+    for param_name, param in model.named_parameters():
+        assert not (param == 7.0).all(), f"{param_name} was not reset"
+
+
+def test_default_init_gives_the_gpt_pytorchs_linear_and_embedding_init() -> None:
+    """The GPT's own scheme is N(0, 0.02); init=default gives every nn.Linear PyTorch's
+    kaiming-uniform U(-1/sqrt(fan_in), 1/sqrt(fan_in)) and every embedding N(0, 1)."""
+    torch.manual_seed(0)
+    gpt = TransformerLanguageModel(V, block_size=16, depth=2, heads=4, width=64, tie_weights=False)
+    linears = [m for m in gpt.modules() if isinstance(m, nn.Linear)]
+    assert all(m.weight.std() < 0.025 for m in linears)  # the GPT's own scheme before
+    init.default(gpt)
+    for layer in linears:
+        fresh = nn.Linear(layer.in_features, layer.out_features).weight
+        bound = 1 / math.sqrt(layer.in_features)
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.95 * bound
+        assert layer.weight.std().item() == pytest.approx(fresh.std().item(), rel=0.1)
+        assert layer.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.1)
+    assert gpt.wte.weight.std().item() == pytest.approx(1.0, rel=0.1)
+
+
+def test_default_init_keeps_tied_weights_as_the_embedding_draws_them() -> None:
+    torch.manual_seed(0)
+    gpt = TransformerLanguageModel(V, block_size=16, depth=1, heads=2, width=64)
+    init.default(gpt)
+    assert gpt.head.weight is gpt.wte.weight
+    assert gpt.wte.weight.std().item() == pytest.approx(1.0, rel=0.1)  # N(0, 1), not the head's U

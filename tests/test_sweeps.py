@@ -105,7 +105,7 @@ def test_two_sweeps_started_at_once_do_not_share_folders(tmp_path: Path, names_f
 
 def test_optuna_search_saves_the_best_trial(tmp_path: Path, names_file: Path) -> None:
     result = run_command(["-m", "hparams_search=names_transformer", "hydra.sweeper.n_trials=3",
-                          "model.net.n_embd=16", "model.net.n_layer=1", *TINY,
+                          "model.net.width=16", "model.net.depth=1", *TINY,
                           f"data.path={names_file}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = _sweep_dirs(tmp_path)

@@ -1,12 +1,14 @@
-"""Hand-written LSTM and GRU cells (optionally normalized) and a multi-layer runner over time.
+"""Recurrent cells (Elman, LSTM, GRU; optionally normalized), a multi-layer runner over time, and
+``recurrent_stack``, which builds ``depth`` layers of any of them behind nn.LSTM's interface.
 
-The cells keep PyTorch's equations and parameter layout (weight_ih, weight_hh, bias_ih, bias_hh;
-gates i,f,g,o for the LSTM and r,z,n for the GRU) so weights copy over from nn.LSTM / nn.GRU,
-and with no norm they compute exactly what those do. Normalization follows layer-normalized
+The gated cells keep PyTorch's equations and parameter layout (weight_ih, weight_hh, bias_ih,
+bias_hh; gates i,f,g,o for the LSTM and r,z,n for the GRU) so weights copy over from nn.LSTM /
+nn.GRU, and with no norm they compute exactly what those do. Normalization follows layer-normalized
 RNNs (Ba, Kiros & Hinton 2016): the input-to-hidden and hidden-to-hidden gate pre-activations
 are normalized separately (biases added afterwards), and the LSTM cell state before its tanh.
 """
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -14,9 +16,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dlstudies.config.errors import ConfigError
 from dlstudies.models.norms import NormFactory, is_batchnorm, is_identity
 
 State = tuple[torch.Tensor, ...]
+CELLS = ("rnn", "lstm", "gru")
 
 
 def recurrent_norms(norm: NormFactory | None) -> tuple[NormFactory, NormFactory]:
@@ -35,27 +39,59 @@ def recurrent_norms(norm: NormFactory | None) -> tuple[NormFactory, NormFactory]
     return norm, norm
 
 
+class ElmanCell(nn.Module):
+    """One Elman step s(t) = f(norm(U_w w(t) + U_s s(t-1) + b)), written by hand.
+
+    The course writes the Elman network as x(t) = w(t) + s(t-1) (the input word joined to the
+    previous state), s(t) = f(U x(t)); U applied to the joined vector is the sum of an input
+    projection and a recurrent projection, which is how it is computed here. nn.RNN only offers
+    tanh or relu and no norm; here the activation and the norm are free, which the activation and
+    normalization studies need.
+    """
+
+    state_parts = 1
+
+    def __init__(self, input_size: int, hidden_size: int, input_norm: NormFactory = nn.Identity,
+                 recurrent_norm: NormFactory = nn.Identity,
+                 activation: Callable[[], nn.Module] = nn.Tanh) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.ih = nn.Linear(input_size, hidden_size)
+        self.norm_ih = input_norm(hidden_size)  # BatchNorm only, over batch*time
+        self.hh = nn.Linear(hidden_size, hidden_size, bias=False)  # ih already carries the bias
+        self.norm_hh = recurrent_norm(hidden_size)
+        self.act = activation()
+
+    def project_input(self, x: torch.Tensor) -> torch.Tensor:
+        """U_w w(t) + b for all time steps in one matmul: (B, T, I) -> (B, T, H)."""
+        return self.norm_ih(self.ih(x))
+
+    def forward(self, gx: torch.Tensor, state: State) -> State:
+        return (self.act(self.norm_hh(gx + self.hh(state[0]))),)
+
+
 class GatedCell(nn.Module):
     """Parameters shared by the gated cells: ``gates`` stacked projections of input and state."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        gates: int,
-        input_norm: NormFactory = nn.Identity,
-        recurrent_norm: NormFactory = nn.Identity,
-    ) -> None:
+    gates: int
+
+    def __init__(self, input_size: int, hidden_size: int, input_norm: NormFactory = nn.Identity,
+                 recurrent_norm: NormFactory = nn.Identity) -> None:
         super().__init__()
         self.hidden_size = hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(gates * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(gates * hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(gates * hidden_size))
-        self.bias_hh = nn.Parameter(torch.empty(gates * hidden_size))
+        stacked = self.gates * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(stacked, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(stacked, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(stacked))
+        self.bias_hh = nn.Parameter(torch.empty(stacked))
         # The whole stacked pre-activation is normalized at once, as written in Ba et al.
-        self.norm_ih = input_norm(gates * hidden_size)
-        self.norm_hh = recurrent_norm(gates * hidden_size)
-        bound = 1 / math.sqrt(hidden_size)  # PyTorch's own init for nn.LSTM / nn.GRU
+        self.norm_ih = input_norm(stacked)
+        self.norm_hh = recurrent_norm(stacked)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's own init for nn.LSTM / nn.GRU: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        bound = 1 / math.sqrt(self.hidden_size)
         for weight in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
             nn.init.uniform_(weight, -bound, bound)
 
@@ -71,16 +107,11 @@ class GatedCell(nn.Module):
 class LSTMCell(GatedCell):
     """One LSTM step on a precomputed input projection; state (h, c)."""
 
-    state_parts = 2
+    gates, state_parts = 4, 2
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        input_norm: NormFactory = nn.Identity,
-        recurrent_norm: NormFactory = nn.Identity,
-    ) -> None:
-        super().__init__(input_size, hidden_size, 4, input_norm, recurrent_norm)
+    def __init__(self, input_size: int, hidden_size: int, input_norm: NormFactory = nn.Identity,
+                 recurrent_norm: NormFactory = nn.Identity) -> None:
+        super().__init__(input_size, hidden_size, input_norm, recurrent_norm)
         self.norm_c = recurrent_norm(hidden_size)
 
     def forward(self, gx: torch.Tensor, state: State) -> State:
@@ -94,16 +125,7 @@ class LSTMCell(GatedCell):
 class GRUCell(GatedCell):
     """One GRU step on a precomputed input projection; state (h,)."""
 
-    state_parts = 1
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        input_norm: NormFactory = nn.Identity,
-        recurrent_norm: NormFactory = nn.Identity,
-    ) -> None:
-        super().__init__(input_size, hidden_size, 3, input_norm, recurrent_norm)
+    gates, state_parts = 3, 1
 
     def forward(self, gx: torch.Tensor, state: State) -> State:
         (h,) = state
@@ -152,29 +174,28 @@ class Recurrent(nn.Module):
         return x, stacked if len(stacked) > 1 else stacked[0]
 
 
-def reject_activation(model: str, activation: Callable[[], nn.Module] | None) -> None:
-    """Gated cells fix sigmoid gates and tanh candidates, so an activation choice cannot apply."""
-    if activation is not None:
+def recurrent_stack(cell: str, input_size: int, hidden_size: int, depth: int, dropout: float = 0.0,
+                    norm: NormFactory | None = None,
+                    activation: Callable[[], nn.Module] | None = None) -> nn.Module:
+    """``depth`` layers of ``cell`` (rnn, lstm or gru) behind nn.LSTM's (batch_first) interface.
+
+    Gated cells without a norm are PyTorch's fused nn.LSTM / nn.GRU (cuDNN on GPU); with a norm
+    they are the hand-written cells above. The Elman cell is always hand-written (free
+    activation, default tanh). Gated cells fix sigmoid gates and tanh candidates, so an
+    activation choice is an error for them.
+    """
+    if cell not in CELLS:
+        raise ConfigError(f"model.net.cell={cell!r} is not allowed; use {', '.join(CELLS)}")
+    if cell != "rnn" and activation is not None:
         name = getattr(activation, "func", activation).__name__
-        raise ValueError(
-            f"model={model} has no free activation (its gates fix sigmoid and tanh); "
-            f"drop activation={name}"
-        )
-
-
-def gated_recurrent(
-    cell: Callable[..., GatedCell],
-    fused: Callable[..., nn.Module],
-    input_size: int,
-    hidden: int,
-    num_layers: int,
-    dropout: float,
-    norm: NormFactory | None,
-) -> nn.Module:
-    """PyTorch's fused module (cuDNN on GPU) without a norm, the hand-written cells with one."""
-    between = dropout if num_layers > 1 else 0.0  # fused modules warn on dropout with one layer
-    if norm is None or is_identity(norm):
-        return fused(input_size, hidden, num_layers, batch_first=True, dropout=between)
+        raise ConfigError(f"model={cell} has no free activation (its gates fix sigmoid and tanh); "
+                          f"drop activation={name}")
+    between = dropout if depth > 1 else 0.0  # fused modules warn on dropout with one layer
+    if cell != "rnn" and (norm is None or is_identity(norm)):
+        fused = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        return fused(input_size, hidden_size, depth, batch_first=True, dropout=between)
+    make = {"rnn": functools.partial(ElmanCell, activation=activation or nn.Tanh),
+            "lstm": LSTMCell, "gru": GRUCell}[cell]
     input_norm, recurrent_norm = recurrent_norms(norm)
-    sizes = [input_size] + [hidden] * (num_layers - 1)
-    return Recurrent([cell(size, hidden, input_norm, recurrent_norm) for size in sizes], between)
+    sizes = [input_size] + [hidden_size] * (depth - 1)
+    return Recurrent([make(size, hidden_size, input_norm, recurrent_norm) for size in sizes], between)

@@ -5,13 +5,7 @@ import copy
 import torch
 from torch import nn
 
-
-def reinitialize(net: nn.Module) -> nn.Module:
-    """Fresh random parameters for every layer that can reset itself (Linear, norms, ...)."""
-    for module in net.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    return net
+from dlstudies.models import init
 
 
 class Ensemble(nn.Module):
@@ -26,7 +20,7 @@ class Ensemble(nn.Module):
         super().__init__()
         if k < 1:
             raise ValueError(f"regularizer.ensemble={k} is not allowed; it must be an integer >= 1")
-        self.members = nn.ModuleList([net] + [reinitialize(copy.deepcopy(net)) for _ in range(k - 1)])
+        self.members = nn.ModuleList([net] + [init.default(copy.deepcopy(net)) for _ in range(k - 1)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(k, batch, ...) outputs, one slice per member."""

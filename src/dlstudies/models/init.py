@@ -1,7 +1,8 @@
 """Weight initializations for the ``init`` config group, applied once to a freshly built model.
 
-Each function re-initializes the weight matrices of linear, convolutional and recurrent layers in
-place and zeroes their biases (``normal`` also draws embeddings); norms keep PyTorch's defaults.
+``default`` redraws every layer as PyTorch initializes it. The others re-initialize the weight
+matrices of linear, convolutional and recurrent layers in place and zero their biases (``normal``
+also draws embeddings); norms keep PyTorch's defaults.
 Recurrent layers (nn.LSTM / nn.GRU / nn.RNN and the hand-written cells) stack one matrix per gate
 in ``weight_ih`` / ``weight_hh``; each gate is initialized as the layer it is, so its fan_out is
 the hidden size, not gates x hidden size.
@@ -37,8 +38,17 @@ def _weights(model: nn.Module, embeddings: bool = False) -> Iterator[torch.Tenso
             yield module.weight
 
 
-def default(model: nn.Module) -> None:
-    """Keep PyTorch's own initialization of every layer."""
+def default(model: nn.Module) -> nn.Module:
+    """Draw every layer afresh as PyTorch's constructors initialize it (``reset_parameters``),
+    replacing a model's own scheme (the GPT's N(0, 0.02)); returns the model.
+
+    Layers go in reverse order so that a tied weight ends as its first holder draws it: the
+    head that adopted the embedding's matrix resets it before the embedding does.
+    """
+    for module in reversed(list(model.modules())):
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return model
 
 
 def he(model: nn.Module, mode: str = "fan_in", gain: float = math.sqrt(2.0)) -> None:

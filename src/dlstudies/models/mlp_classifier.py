@@ -13,12 +13,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from dlstudies.config.errors import ConfigError
 from dlstudies.models.norms import NormFactory
+from dlstudies.models.sizes import check_sizes
 
 ORDERS = ("post", "pre")
 
 
-class Block(nn.Module):
+class HiddenLayer(nn.Module):
     """One hidden layer of ``width`` units, optionally with a skip connection around it."""
 
     def __init__(self, width: int, order: str, residual: bool, norm: NormFactory,
@@ -47,9 +49,8 @@ class MLPClassifier(nn.Module):
                  activation: Callable[[], nn.Module] | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         if order not in ORDERS:
-            raise ValueError(f"model.net.order={order!r} is not allowed; use post or pre")
-        if depth < 1 or width < 1:
-            raise ValueError(f"model.net depth={depth}, width={width}: both must be >= 1")
+            raise ConfigError(f"model.net.order={order!r} is not allowed; use post or pre")
+        check_sizes(depth=depth, width=width)
         norm, activation = norm or nn.Identity, activation or nn.ReLU
         self.depth, self.residual, self.order = depth, residual, order
         stem = [nn.Linear(in_features, width)]
@@ -57,7 +58,7 @@ class MLPClassifier(nn.Module):
             stem += [norm(width), activation(), nn.Dropout(dropout)]
         self.stem = nn.Sequential(*stem)
         self.blocks = nn.ModuleList(
-            Block(width, order, residual, norm, activation, dropout) for _ in range(depth - 1))
+            HiddenLayer(width, order, residual, norm, activation, dropout) for _ in range(depth - 1))
         final = [norm(width), activation(), nn.Dropout(dropout)] if order == "pre" else []
         self.head = nn.Sequential(*final, nn.Linear(width, num_classes))
 

@@ -1,0 +1,79 @@
+"""Multi-head attention for every Transformer: self- or cross-attention, causal or not, with
+key padding masks, over ``F.scaled_dot_product_attention`` (fused kernels on CPU and GPU)."""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dlstudies.config.errors import ConfigError
+from dlstudies.models.sizes import check_sizes
+
+
+class MultiHeadAttention(nn.Module):
+    """Queries from ``x``; keys and values from ``x`` (self-attention) or from ``memory``
+    (cross-attention: a decoder reading its encoder's states).
+
+    ``causal``: query t sees only keys 0..t (a decoder's self-attention). The q, k, v projections
+    are one (3 width, width) matrix, laid out like nn.MultiheadAttention's ``in_proj_weight``:
+    self-attention projects all three in one matmul, cross-attention applies the q rows to ``x``
+    and the k, v rows to ``memory``.
+    """
+
+    def __init__(self, width: int, heads: int, dropout: float = 0.0, bias: bool = True,
+                 causal: bool = False) -> None:
+        super().__init__()
+        check_sizes(width=width, heads=heads)
+        if width % heads:
+            raise ConfigError(f"model.net.heads={heads} is not allowed; "
+                              f"it must divide model.net.width={width}")
+        self.heads, self.dropout, self.causal = heads, dropout, causal
+        self.qkv = nn.Linear(width, 3 * width, bias=bias)
+        self.proj = nn.Linear(width, width, bias=bias)
+        self.resid_drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None,
+                key_padding_mask: torch.Tensor | None = None,
+                need_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, width) -> (B, T, width); with ``need_weights`` also the attention weights
+        (B, heads, T, S), before dropout. ``key_padding_mask`` (B, S) is True at keys that are
+        padding (nn.MultiheadAttention's convention); a query with no key left gets zeros."""
+        B, T, C = x.shape
+        d = C // self.heads
+        if memory is None:  # (B, T, 3C) -> three (B, heads, T, d): heads become a batch dimension
+            q, k, v = self.qkv(x).view(B, T, 3, self.heads, d).permute(2, 0, 3, 1, 4)
+        else:
+            weight_q, weight_kv = self.qkv.weight.split([C, 2 * C])
+            bias_q, bias_kv = (None, None) if self.qkv.bias is None else self.qkv.bias.split([C, 2 * C])
+            q = F.linear(x, weight_q, bias_q).view(B, T, self.heads, d).transpose(1, 2)
+            S = memory.size(1)
+            k, v = F.linear(memory, weight_kv, bias_kv).view(B, S, 2, self.heads, d).permute(2, 0, 3, 1, 4)
+        mask = self._mask(q.size(2), k.size(2), key_padding_mask, need_weights, x.device)
+        drop = self.dropout if self.training else 0.0
+        if need_weights:
+            y, weights = self._attend_explicitly(q, k, v, mask, drop)
+        else:  # no explicit mask for plain causal attention: is_causal lets SDPA skip the masked half
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
+                                               is_causal=self.causal and mask is None)
+        y = self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+        return (y, weights) if need_weights else y
+
+    def _mask(self, T: int, S: int, key_padding_mask: torch.Tensor | None, need_weights: bool,
+              device: torch.device) -> torch.Tensor | None:
+        """Boolean (B or 1, 1, T, S) mask, True where a query may attend; None when SDPA needs none."""
+        mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
+        if self.causal and (mask is not None or need_weights):
+            causal = torch.ones(T, S, dtype=torch.bool, device=device).tril()
+            mask = causal if mask is None else mask & causal
+        return mask
+
+    @staticmethod
+    def _attend_explicitly(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                           drop: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """What SDPA computes, with the softmax weights kept for attention maps."""
+        scores = q @ k.transpose(-2, -1) * q.size(-1) ** -0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(-1)
+        if mask is not None:  # a query whose keys are all masked: zeros, as SDPA gives, not NaN
+            weights = weights.masked_fill(~mask, 0.0)
+        return F.dropout(weights, drop) @ v, weights
