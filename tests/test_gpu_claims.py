@@ -5,6 +5,8 @@ import copy
 import itertools
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -63,6 +65,20 @@ def test_claims_are_exclusive_all_or_nothing_and_wait_for_a_release(tmp_path: Pa
         assert held == []  # only "2" is free: it waits without taking it
     waiter.join(timeout=5)
     assert held == [["0", "1"]]
+
+
+def test_a_killed_jobs_gpu_is_claimed_by_the_rerun(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from dlstudies.launch import claim_gpus\n"
+         f"with claim_gpus(Path({str(tmp_path)!r}), ['0'], 1):\n    print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with claim_gpus(tmp_path, ["0", "1"], 1) as gpus:
+        assert gpus == ["1"]  # "0" is held by the running job
+    holder.kill()  # SIGKILL: no clean-up code runs, the lock file stays
+    holder.wait()
+    with claim_gpus(tmp_path, ["0"], 1, poll_s=0.01) as gpus:
+        assert gpus == ["0"] and (tmp_path / "0.lock").exists()
 
 
 def test_jobs_claim_different_gpus_among_the_visible_ones(tmp_path: Path, four_gpus: None,
