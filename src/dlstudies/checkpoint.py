@@ -35,3 +35,12 @@ def load_module(path: str | Path) -> tuple[L.LightningModule, DictConfig]:
     module = instantiate(config.model, **meta["model_kwargs"])
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval(), config
+
+
+def check_resumable(checkpoint: dict, module: L.LightningModule, path: str | Path) -> None:
+    """One line when the checkpoint holds the weights of another model or size than ``module``
+    (resuming without the overrides it was trained with), where Lightning fails with a traceback."""
+    shapes = {name: tuple(weights.shape) for name, weights in module.state_dict().items()}
+    if {name: tuple(weights.shape) for name, weights in checkpoint["state_dict"].items()} != shapes:
+        raise ConfigError(f"ckpt_path={path} holds the weights of another model or size than this run "
+                          "builds; resume with the overrides it was trained with (its .hydra/overrides.yaml)")
