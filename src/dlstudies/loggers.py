@@ -64,7 +64,7 @@ def wandb_logger(offline: bool = False, connect_timeout_s: float = 5.0, log_mode
     if not offline and mode != "disabled" and not answers(wandb_server(), connect_timeout_s):
         offline = True
         folder = Path(kwargs.get("save_dir") or ".") / "wandb"
-        _say(f"W&B ({wandb_server()}) did not answer within {connect_timeout_s} s: logging offline; "
+        _say(f"W&B ({wandb_server()}) cannot be reached (waited up to {connect_timeout_s} s): logging offline; "
              f"upload later with: wandb sync {folder}/offline-run-*")
     if offline and log_model:
         _say("W&B is offline: checkpoints are not uploaded (logger.wandb.log_model needs W&B online)")

@@ -19,11 +19,11 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from dlstudies import CHECKOUT
 from dlstudies.callbacks.divergence import StopOnDivergence
+from dlstudies.callbacks.interrupted import interruption
 from dlstudies.files import write_text
 
 SUMMARY = "summary.json"
@@ -89,16 +89,6 @@ def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
     return next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
 
 
-def _interruption(error: BaseException) -> str | None:
-    """What interrupted the run, or None for an error. Lightning turns Ctrl-C into ``SystemExit(1)``
-    raised while handling the ``KeyboardInterrupt``, and SIGTERM into ``SIGTERMException``."""
-    if isinstance(error, SIGTERMException):
-        return "SIGTERM"
-    if isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt):
-        return "Ctrl-C (SIGINT)"
-    return None
-
-
 def _hydra_record() -> dict:
     """The command's overrides and the option chosen in every config group."""
     if not HydraConfig.initialized():
@@ -134,8 +124,8 @@ class RunRecord:
         try:
             yield
         except BaseException as error:
-            if interruption := _interruption(error):
-                self.data.update(status="interrupted", error=f"interrupted by {interruption}")
+            if stopped_by := interruption(error):
+                self.data.update(status="interrupted", error=f"interrupted by {stopped_by}")
             else:
                 self.data.update(status="failed", error=f"{type(error).__name__}: {error}")
             raise
