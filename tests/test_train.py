@@ -6,6 +6,7 @@ command calls."""
 import csv
 import json
 import math
+import os
 import re
 import shlex
 import signal
@@ -22,7 +23,7 @@ from conftest import TINY, make_cfg, run_command
 from dlstudies import ROOT
 from dlstudies.callbacks.divergence import StopOnDivergence
 from dlstudies.callbacks.samples import SampleTexts
-from dlstudies.checkpoint import load_module
+from dlstudies.checkpoint import load_module, read_checkpoint
 from dlstudies.config.argv import check_choices
 from dlstudies.config.errors import ConfigError
 from dlstudies.summary import RunRecord, read_summary
@@ -239,29 +240,45 @@ def test_a_run_that_raises_is_recorded_with_its_error(raised: BaseException, sta
     assert summary["steps"] == 7 and summary["n_params"] == 100 and summary["wall_time_s"] >= 0
 
 
-@pytest.mark.parametrize(("sent", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_an_interrupted_run_saves_a_checkpoint_and_says_how_to_resume(sent: signal.Signals, exit_code: int,
-                                                                      tmp_path: Path, names_file: Path) -> None:
-    """Ctrl-C, or SIGTERM from a job scheduler, in the middle of a long run (a checkpoint every 5 steps)."""
+SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143)}  # exit code: 128 + signal
+
+
+@pytest.fixture(scope="module")
+def interrupted_runs(tmp_path_factory: pytest.TempPathFactory, names_file: Path) -> dict[str, tuple[Path, str]]:
+    """Two long runs (a checkpoint every 5 steps) started side by side, one stopped by Ctrl-C, the
+    other by the SIGTERM a job scheduler sends; by signal name, the log folder and stderr."""
     tiny = [a for a in TINY if not a.startswith(("trainer.max_steps=", "trainer.val_check_interval="))]
-    command = [sys.executable, str(ROOT / "train.py"), *tiny, "trainer.max_steps=1000000",
-               "trainer.val_check_interval=5", f"data.path={names_file}", f"paths.log_dir={tmp_path}"]
-    # SIGINT as a terminal sends it (a background shell would start the process ignoring it)
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    started = {}
+    for name in SIGNALS:
+        log_dir = tmp_path_factory.mktemp(name)
+        command = [sys.executable, str(ROOT / "train.py"), *tiny, "trainer.max_steps=1000000",
+                   "trainer.val_check_interval=5", f"data.path={names_file}", f"paths.log_dir={log_dir}"]
+        # SIGINT as a terminal sends it (a background shell would start the process ignoring it)
+        started[name] = log_dir, subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
-    while not list(tmp_path.glob("train/runs/*/checkpoints/last.ckpt")) and time.time() < deadline:
-        time.sleep(0.2)  # until it trains
-    process.send_signal(sent)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == exit_code, stderr[-3000:]
-    (run_dir,) = _run_dirs(tmp_path)
+    for name, (log_dir, process) in started.items():
+        while not list(log_dir.glob("train/runs/*/checkpoints/last.ckpt")) and time.time() < deadline:
+            time.sleep(0.2)  # until it trains
+        process.send_signal(SIGNALS[name][0])
+    return {name: (log_dir, process.communicate(timeout=120)[1] + f"\nexit {process.returncode}")
+            for name, (log_dir, process) in started.items()}
+
+
+@pytest.mark.parametrize("name", SIGNALS)
+def test_an_interrupted_run_saves_a_checkpoint_and_says_how_to_resume(
+        name: str, interrupted_runs: dict[str, tuple[Path, str]], names_file: Path) -> None:
+    log_dir, stderr = interrupted_runs[name]
+    assert stderr.endswith(f"\nexit {SIGNALS[name][1]}"), stderr[-3000:]
+    (run_dir,) = _run_dirs(log_dir)
     summary = read_summary(run_dir)
     assert summary["status"] == "interrupted" and summary["error"].startswith("interrupted by")
     saved = run_dir / "checkpoints" / "interrupted.ckpt"
-    assert torch.load(saved, weights_only=True)["global_step"] == summary["steps"] > 0
+    checkpoint = read_checkpoint(saved)  # a dlstudies checkpoint, as resuming reads it
+    assert checkpoint["global_step"] == summary["steps"] > 0
     (line,) = [line for line in stderr.splitlines() if line.startswith("interrupted at step")]
-    assert line.endswith(f"data.path={names_file} paths.log_dir={tmp_path} ckpt_path={saved}")
+    assert line.endswith(f"data.path={names_file} paths.log_dir={log_dir} ckpt_path={saved}")
 
 
 def _bad_files(tmp_path: Path, names_file: Path) -> dict[str, str]:
