@@ -16,7 +16,8 @@ class ValidateAtEnd(L.Callback):
     """Stops the run at its last batch, because Lightning's loop validates a run that is asked to
     stop: a run whose length is not a multiple of ``val_check_interval`` still ends with ``val/*``
     metrics, a best checkpoint and a test of the best weights. A last step that validates anyway
-    is validated once (the loop asks once per batch)."""
+    is validated once (the loop asks once per batch); as for any run asked to stop, Lightning also
+    writes that step's training metrics to the loggers."""
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
