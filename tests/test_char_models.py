@@ -105,7 +105,9 @@ def test_training_loss_is_logged_every_n_steps_and_summarised_at_the_last(tmp_pa
     record = train(cfg)
     with next(tmp_path.rglob("metrics.csv")).open() as f:
         steps = [int(row["step"]) for row in csv.DictReader(f) if row["train/loss"]]
-    assert steps == [4, 9]  # 0-based: steps 5 and 10
+    # 0-based: steps 5 and 10, and the last (12): the run is asked to stop there so that it ends
+    # validated (ValidateAtEnd), and Lightning writes the logs of the step a run stops at.
+    assert steps == [4, 9, 11]
     assert "train/loss" in record["metrics"]  # the last step's, for summary.json
 
 

@@ -1,9 +1,17 @@
-"""The train command: its run folder, W&B offline, evaluate, sample, resume, multirun, divergence,
-the summary of a failed run, and bad input. What needs the real command line runs it in a
-subprocess; the rest goes in-process through the functions the command calls."""
+"""The train command: its run folder and what reproduces it, W&B offline, evaluate, sample, resume,
+multirun, divergence, interruptions, the summary of a failed run, and bad input. What needs the
+real command line runs it in a subprocess; the rest goes in-process through the functions the
+command calls."""
 
+import csv
 import json
 import math
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,33 +20,51 @@ import pytest
 import torch
 
 from conftest import TINY, make_cfg, run_command
+from dlstudies import ROOT
 from dlstudies.callbacks.divergence import StopOnDivergence
 from dlstudies.callbacks.samples import SampleTexts
-from dlstudies.checkpoint import load_module
+from dlstudies.checkpoint import load_module, read_checkpoint
 from dlstudies.config.argv import check_choices
 from dlstudies.config.errors import ConfigError
 from dlstudies.summary import RunRecord, read_summary
 from dlstudies.train import run_job, train
+from wandb_records import offline_run
+
+# A user logged in to W&B (a netrc entry for the server) whose server cannot be reached.
+UNREACHABLE_WANDB = "http://127.0.0.1:9"
+TinyRun = tuple[Path, subprocess.CompletedProcess]
 
 def _run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("summary.json"))
 
 
+def wandb_env(tmp: Path, logged_in: bool) -> dict[str, str]:
+    """A home without W&B settings; ``logged_in``: a netrc entry for a W&B server that cannot be
+    reached (connections to it are refused)."""
+    netrc = tmp / "netrc"
+    if logged_in:
+        netrc.write_text(f"machine {UNREACHABLE_WANDB.split('//')[1]} login user password {'a' * 40}\n")
+        netrc.chmod(0o600)
+    return {"HOME": str(tmp), "NETRC": str(netrc), "WANDB_API_KEY": "", "WANDB_MODE": "",
+            "WANDB_BASE_URL": UNREACHABLE_WANDB}
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, names_file: Path) -> tuple[Path, str]:
-    """One real training run of the default MLP on a small corpus, logging to CSV and to W&B
-    (offline: no account), shared by several tests."""
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, names_file: Path) -> TinyRun:
+    """One real training run of the default MLP on a small corpus, logging to CSV and to W&B,
+    shared by several tests. The user is logged in to a W&B server that cannot be reached, and
+    asks for checkpoint uploads (which only an online run can do)."""
     tmp = tmp_path_factory.mktemp("tiny_run")
-    env = {"HOME": str(tmp), "NETRC": str(tmp / "netrc"), "WANDB_API_KEY": "", "WANDB_MODE": ""}  # no account
     tiny = [a for a in TINY if not a.startswith("logger=")]
-    result = run_command([*tiny, "logger=[csv,wandb]", f"data.path={names_file}"], tmp, env=env)
+    result = run_command([*tiny, "logger=[csv,wandb]", "logger.wandb.log_model=true", f"data.path={names_file}"],
+                         tmp, env=wandb_env(tmp, logged_in=True))
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = _run_dirs(tmp)
-    return run_dir, result.stdout
+    return run_dir, result
 
 
-def test_run_folder_holds_config_checkpoints_and_summary(tiny_run: tuple[Path, str]) -> None:
-    run_dir, stdout = tiny_run
+def test_run_folder_holds_config_checkpoints_and_summary(tiny_run: TinyRun) -> None:
+    run_dir, result = tiny_run
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["action"] == "started"
     assert summary["steps"] == 30 and summary["n_params"] > 10_000 and summary["wall_time_s"] > 0
@@ -51,19 +77,41 @@ def test_run_folder_holds_config_checkpoints_and_summary(tiny_run: tuple[Path, s
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert len(summary["samples"]) == 3
-    assert "run folder" in stdout and "bpc" in stdout and " | ".join(summary["samples"]) in stdout
+    assert "run folder" in result.stdout and "bpc" in result.stdout and " | ".join(summary["samples"]) in result.stdout
+    # Validation every 10 of 30 steps: 3 times, the last step's validation not repeated at the end.
+    rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
+    assert len([row for row in rows if row["val/loss"]]) == 3
 
 
-def test_wandb_logs_offline_without_an_account_with_the_samples_table(tiny_run: tuple[Path, str]) -> None:
+def test_summary_records_what_reproduces_the_run(tiny_run: TinyRun) -> None:
     run_dir, _ = tiny_run
-    (offline,) = (run_dir / "wandb").glob("offline-run-*")
-    assert list(offline.glob("run-*.wandb"))
-    (table,) = offline.glob("files/media/table/samples_*.table.json")
-    samples = json.loads((run_dir / "summary.json").read_text())["samples"]
-    assert json.loads(table.read_text())["data"] == [[s] for s in samples]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    words = shlex.split(summary["command"])  # quoted as a shell needs it: 'logger=[csv,wandb]'
+    assert words[:2] == ["python", str(ROOT / "train.py")] and "logger=[csv,wandb]" in words
+    assert words[-1] == f"paths.log_dir={run_dir.parents[2]}"
+    assert set(summary["versions"]) >= {"dlstudies", "torch", "lightning", "hydra"}
+    assert summary["versions"]["torch"] == torch.__version__
+    if (ROOT / ".git").exists():  # a checkout
+        assert re.fullmatch(r"[0-9a-f]{40}", summary["git"]["commit"]) and isinstance(summary["git"]["dirty"], bool)
 
 
-def test_checkpoint_is_plain_data_and_evaluate_reproduces_test_loss(tiny_run: tuple[Path, str]) -> None:
+def test_wandb_unreachable_logs_offline_and_says_how_to_upload(tiny_run: TinyRun) -> None:
+    """Logged in, but the server refuses connections: the run goes offline at once (and
+    log_model=true does not stop it), tells how to sync, and its W&B run records the job type,
+    tags, the best validation loss, the status and a clean exit."""
+    run_dir, result = tiny_run
+    assert f"wandb sync {run_dir}/wandb/offline-run-*" in result.stderr
+    (table,) = (run_dir / "wandb").glob("offline-run-*/files/media/table/samples_*.table.json")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert json.loads(table.read_text())["data"] == [[s] for s in summary["samples"]]
+    run = offline_run(run_dir)
+    assert run["run"].job_type == "train" and set(run["run"].tags) == {"model:mlp", "data:names"}
+    assert run["metrics"]["val/loss"].min
+    assert json.loads(run["summary"]["val/loss"])["min"] == pytest.approx(summary["metrics"]["best/val/loss"])
+    assert json.loads(run["summary"]["status"]) == "completed" and run["exit_code"] == 0
+
+
+def test_checkpoint_is_plain_data_and_evaluate_reproduces_test_loss(tiny_run: TinyRun) -> None:
     run_dir, _ = tiny_run
     checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     assert checkpoint["dlstudies"]["model_kwargs"]["vocab"][0] == "\n"
@@ -104,7 +152,7 @@ def test_no_samples_after_divergence() -> None:
     assert samples.texts is None
 
 
-def test_sample_command_generates_names(tiny_run: tuple[Path, str]) -> None:
+def test_sample_command_generates_names(tiny_run: TinyRun) -> None:
     run_dir, _ = tiny_run
     result = run_command([f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "n=4", "prompt=ma",
                           "seed=0"], run_dir, module="dlstudies.sample")
@@ -114,7 +162,7 @@ def test_sample_command_generates_names(tiny_run: tuple[Path, str]) -> None:
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", None])
-def test_bad_checkpoints_give_one_line_errors(tiny_run: tuple[Path, str], tmp_path: Path,
+def test_bad_checkpoints_give_one_line_errors(tiny_run: TinyRun, tmp_path: Path,
                                               content: bytes | None) -> None:
     """What evaluate and sample load a checkpoint with."""
     run_dir, _ = tiny_run
@@ -127,21 +175,27 @@ def test_bad_checkpoints_give_one_line_errors(tiny_run: tuple[Path, str], tmp_pa
     assert "\n" not in str(error.value) and f"ckpt_path={path} is not a" in str(error.value)
 
 
-def test_resume_from_last_checkpoint(tiny_run: tuple[Path, str], tmp_path: Path, names_file: Path) -> None:
+def test_resume_from_last_checkpoint_continues_its_wandb_run(tiny_run: TinyRun, tmp_path: Path,
+                                                             names_file: Path) -> None:
     run_dir, _ = tiny_run
     last = run_dir / "checkpoints" / "last.ckpt"
-    result = run_command([*TINY, f"data.path={names_file}", f"ckpt_path={last}", "trainer.max_steps=50"],
-                         tmp_path)
+    tiny = [a for a in TINY if not a.startswith("logger=")]
+    result = run_command([*tiny, "logger=[csv,wandb]", f"data.path={names_file}", f"ckpt_path={last}",
+                          "trainer.max_steps=50"], tmp_path, env=wandb_env(tmp_path, logged_in=False))
     assert result.returncode == 0, result.stderr[-3000:]
     (resumed,) = _run_dirs(tmp_path)
     summary = json.loads((resumed / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 50
+    first, second = offline_run(run_dir)["run"], offline_run(resumed)["run"]
+    assert second.run_id == first.run_id and second.resume  # the same W&B run, continued
 
 
 def test_a_multirun_has_a_folder_per_job_and_carries_on_past_divergence(tmp_path: Path,
                                                                        names_file: Path) -> None:
-    result = run_command(["-m", "optimizer=sgd", "optimizer.lr=inf,0.1", *TINY, f"data.path={names_file}"],
-                         tmp_path)
+    """Each job has its own W&B run in the sweep's group, tagged and marked with its outcome."""
+    tiny = [a for a in TINY if not a.startswith("logger=")]
+    result = run_command(["-m", "optimizer=sgd", "optimizer.lr=inf,0.1", *tiny, "logger=[csv,wandb]",
+                          f"data.path={names_file}"], tmp_path, env=wandb_env(tmp_path, logged_in=False))
     assert result.returncode == 0, result.stderr[-3000:]
     summaries = {json.loads((r / "summary.json").read_text())["status"]: r for r in _run_dirs(tmp_path)}
     assert sorted(summaries) == ["completed", "diverged"]
@@ -150,6 +204,11 @@ def test_a_multirun_has_a_folder_per_job_and_carries_on_past_divergence(tmp_path
     assert "samples" not in diverged and "test/loss" not in diverged["metrics"]  # nothing after divergence
     completed = json.loads((summaries["completed"] / "summary.json").read_text())
     assert "optimizer.lr=0.1" in completed["overrides"] and "test/loss" in completed["metrics"]
+    runs = {status: offline_run(folder) for status, folder in summaries.items()}
+    assert runs["completed"]["exit_code"] == 0 and runs["diverged"]["exit_code"] == 1
+    assert json.loads(runs["diverged"]["summary"]["status"]) == "diverged"
+    assert runs["diverged"]["run"].run_group == runs["completed"]["run"].run_group != ""
+    assert runs["diverged"]["run"].run_id != runs["completed"]["run"].run_id
 
 
 @pytest.mark.parametrize(("mode", "exit_code"), [("RUN", 1), ("MULTIRUN", None)])
@@ -166,20 +225,69 @@ def test_a_lone_diverged_run_exits_non_zero_a_sweep_job_does_not(mode: str, exit
     assert read_summary(cfg.paths.output_dir)["status"] == "diverged"
 
 
-def test_a_run_that_raises_is_recorded_as_failed_with_its_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("raised", "status", "error"), [
+    (RuntimeError("out of memory"), "failed", "RuntimeError: out of memory"),
+    (KeyboardInterrupt(), "interrupted", "interrupted by Ctrl-C (SIGINT)")])
+def test_a_run_that_raises_is_recorded_with_its_error(raised: BaseException, status: str, error: str,
+                                                     tmp_path: Path) -> None:
     cfg = make_cfg([], tmp_path)
     record = RunRecord(cfg, "start", n_params=100, started=time.time())
     trainer = SimpleNamespace(global_step=7, is_global_zero=True)
-    with pytest.raises(KeyboardInterrupt), record.saved_on_exit(trainer):
-        raise KeyboardInterrupt("stopped by hand")
+    with pytest.raises(type(raised)), record.saved_on_exit(trainer):
+        raise raised
     summary = read_summary(cfg.paths.output_dir)
-    assert summary["status"] == "failed" and summary["error"] == "KeyboardInterrupt: stopped by hand"
+    assert summary["status"] == status and summary["error"] == error
     assert summary["steps"] == 7 and summary["n_params"] == 100 and summary["wall_time_s"] >= 0
 
 
-def _empty_file(tmp_path: Path) -> str:
-    (tmp_path / "empty.txt").write_text("\n\n")
-    return str(tmp_path / "empty.txt")
+SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143)}  # exit code: 128 + signal
+
+
+@pytest.fixture(scope="module")
+def interrupted_runs(tmp_path_factory: pytest.TempPathFactory, names_file: Path) -> dict[str, tuple[Path, str]]:
+    """Two long runs (a checkpoint every 5 steps) started side by side, one stopped by Ctrl-C, the
+    other by the SIGTERM a job scheduler sends; by signal name, the log folder and stderr."""
+    tiny = [a for a in TINY if not a.startswith(("trainer.max_steps=", "trainer.val_check_interval="))]
+    started = {}
+    for name in SIGNALS:
+        log_dir = tmp_path_factory.mktemp(name)
+        command = [sys.executable, str(ROOT / "train.py"), *tiny, "trainer.max_steps=1000000",
+                   "trainer.val_check_interval=5", f"data.path={names_file}", f"paths.log_dir={log_dir}"]
+        # SIGINT as a terminal sends it (a background shell would start the process ignoring it)
+        started[name] = log_dir, subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 240
+    for name, (log_dir, process) in started.items():
+        while not list(log_dir.glob("train/runs/*/checkpoints/last.ckpt")) and time.time() < deadline:
+            time.sleep(0.2)  # until it trains
+        process.send_signal(SIGNALS[name][0])
+    return {name: (log_dir, process.communicate(timeout=120)[1] + f"\nexit {process.returncode}")
+            for name, (log_dir, process) in started.items()}
+
+
+@pytest.mark.parametrize("name", SIGNALS)
+def test_an_interrupted_run_saves_a_checkpoint_and_says_how_to_resume(
+        name: str, interrupted_runs: dict[str, tuple[Path, str]], names_file: Path) -> None:
+    log_dir, stderr = interrupted_runs[name]
+    assert stderr.endswith(f"\nexit {SIGNALS[name][1]}"), stderr[-3000:]
+    (run_dir,) = _run_dirs(log_dir)
+    summary = read_summary(run_dir)
+    assert summary["status"] == "interrupted" and summary["error"].startswith("interrupted by")
+    saved = run_dir / "checkpoints" / "interrupted.ckpt"
+    checkpoint = read_checkpoint(saved)  # a dlstudies checkpoint, as resuming reads it
+    assert checkpoint["global_step"] == summary["steps"] > 0
+    (line,) = [line for line in stderr.splitlines() if line.startswith("interrupted at step")]
+    assert line.endswith(f"data.path={names_file} paths.log_dir={log_dir} ckpt_path={saved}")
+
+
+def _bad_files(tmp_path: Path, names_file: Path) -> dict[str, str]:
+    """Files a user might pass by mistake, by the placeholder the bad-input table names them with."""
+    files = {"EMPTY": "\n\n".encode(), "UTF16": "anna\nbob\n".encode("utf-16"), "BINARY": bytes(range(64))}
+    for name, content in files.items():
+        (tmp_path / name.lower()).write_bytes(content)
+    return {**{name: str(tmp_path / name.lower()) for name in files}, "FOLDER": str(tmp_path),
+            "CORPUS": str(names_file)}
 
 
 BAD_INPUTS = {
@@ -193,16 +301,23 @@ BAD_INPUTS = {
     "empty corpus": (["data.path=EMPTY"], "empty corpus"),
     "context zero": (["model.net.context=0"], "model.net.context=0"),
     "missing checkpoint": (["ckpt_path=/no/such.ckpt"], "/no/such.ckpt"),
+    "not a checkpoint": (["ckpt_path=CORPUS"], "ckpt_path=CORPUS is not a readable checkpoint"),
     "bad precision": (["trainer.precision=banana"], "banana"),
+    "misspelt trainer argument": (["trainer.max_step=5"], "did you mean trainer.max_steps?"),
+    "device as corpus": (["data.path=/dev/null"], "data.path=/dev/null is not a regular file"),
+    "folder as corpus": (["data.path=FOLDER"], "data.path=FOLDER is a directory"),
+    "utf-16 corpus": (["data.path=UTF16"], "data.path=UTF16 is not UTF-8 text (byte 0xff at offset 0"),
+    "binary corpus": (["data.path=BINARY"], "data.path=BINARY holds NUL bytes"),
 }
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
-def test_bad_input_gives_a_one_line_error_before_training(case: str, tmp_path: Path) -> None:
-    """In-process, through what the command runs: the group-option check on the command line,
-    then train() (validation, building data, model and Trainer)."""
+def test_bad_input_gives_a_one_line_error_before_training(case: str, tmp_path: Path, names_file: Path) -> None:
+    """In-process, through what the command runs: the checks on the command line, then train()
+    (validation, the checkpoint to resume, building data, model and Trainer)."""
     args, expected = BAD_INPUTS[case]
-    args = [a.replace("EMPTY", _empty_file(tmp_path)) for a in args]
+    for placeholder, path in _bad_files(tmp_path, names_file).items():
+        args, expected = [a.replace(placeholder, path) for a in args], expected.replace(placeholder, path)
     with pytest.raises(ConfigError) as error:
         check_choices(args)
         train(make_cfg([*args, *TINY], tmp_path))

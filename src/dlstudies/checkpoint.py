@@ -1,7 +1,5 @@
 """Load a dlstudies checkpoint safely: ``weights_only`` unpickling, model rebuilt from plain data."""
 
-import pickle
-import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -19,7 +17,7 @@ def read_checkpoint(path: str | Path) -> dict:
         raise ConfigError(f"ckpt_path={path} does not exist; give the path of a .ckpt file")
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError):
+    except Exception:  # torch.load fails on other files in many ways (unpickling, zip, index errors)
         raise ConfigError(f"ckpt_path={path} is not a readable checkpoint: truncated, or not a "
                           "PyTorch checkpoint of plain tensors and data") from None
     if not isinstance(checkpoint, dict) or "dlstudies" not in checkpoint:
@@ -35,3 +33,12 @@ def load_module(path: str | Path) -> tuple[L.LightningModule, DictConfig]:
     module = instantiate(config.model, **meta["model_kwargs"])
     module.load_state_dict(checkpoint["state_dict"])
     return module.eval(), config
+
+
+def check_resumable(checkpoint: dict, module: L.LightningModule, path: str | Path) -> None:
+    """One line when the checkpoint holds the weights of another model or size than ``module``
+    (resuming without the overrides it was trained with), where Lightning fails with a traceback."""
+    shapes = {name: tuple(weights.shape) for name, weights in module.state_dict().items()}
+    if {name: tuple(weights.shape) for name, weights in checkpoint["state_dict"].items()} != shapes:
+        raise ConfigError(f"ckpt_path={path} holds the weights of another model or size than this run "
+                          "builds; resume with the overrides it was trained with (its .hydra/overrides.yaml)")

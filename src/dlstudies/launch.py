@@ -167,9 +167,10 @@ def place_job(cfg: DictConfig) -> Iterator[list[str] | None]:
 
 
 def resume_point(cfg: DictConfig) -> tuple[str, str | None]:
-    """``("skip", None)`` if this job already completed, ``("resume", last.ckpt)`` if it was cut
-    off after a checkpoint, else ``("start", cfg.ckpt_path)``. Only multirun jobs with
-    ``resume=true`` look at their folder: a single run's folder is always new.
+    """``("skip", None)`` if this job already completed, ``("resume", <checkpoint>)`` if it was cut
+    off after a checkpoint (last.ckpt, or interrupted.ckpt when it was interrupted since), else
+    ``("start", cfg.ckpt_path)``. Only multirun jobs with ``resume=true`` look at their folder: a
+    single run's folder is always new.
     """
     if not (cfg.get("resume") and HydraConfig.initialized()
             and HydraConfig.get().mode == RunMode.MULTIRUN):
@@ -178,8 +179,10 @@ def resume_point(cfg: DictConfig) -> tuple[str, str | None]:
     summary = read_summary(run_dir)
     if summary is not None and summary.get("status") in ("completed", "diverged"):
         return "skip", None
-    last = run_dir / "checkpoints" / "last.ckpt"
-    return ("resume", str(last)) if last.is_file() else ("start", cfg.ckpt_path)
+    # The newer of the last checkpoint and the one saved when the job was interrupted.
+    saved = [c for c in (run_dir / "checkpoints" / f"{n}.ckpt" for n in ("last", "interrupted")) if c.is_file()]
+    latest = max(saved, key=lambda c: c.stat().st_mtime, default=None)
+    return ("resume", str(latest)) if latest else ("start", cfg.ckpt_path)
 
 
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "GLOBAL_RANK")

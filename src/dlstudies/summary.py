@@ -1,21 +1,33 @@
 """``summary.json``: the machine-readable record of one run, read by the sweep report and resume."""
 
+import functools
+import importlib.metadata
 import json
 import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
+from dlstudies import CHECKOUT
 from dlstudies.callbacks.divergence import StopOnDivergence
+from dlstudies.callbacks.interrupted import interruption
 from dlstudies.files import write_text
 
 SUMMARY = "summary.json"
+COMMAND = "DLS_COMMAND"  # the command line, set by the train command for its launcher's workers too
 
 
 def _plain(value):
@@ -40,6 +52,43 @@ def read_summary(run_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def command_line() -> str:
+    """This process's command line as the user can type it again (``python train.py ...``,
+    ``python -m dlstudies.train ...``, ``dlstudies-train ...``)."""
+    script = Path(sys.argv[0])
+    if script.suffix != ".py" and "-m" not in sys.orig_argv:  # a console script
+        return shlex.join([script.name, *sys.argv[1:]])
+    return shlex.join(["python", *sys.orig_argv[1:]])
+
+
+@functools.cache
+def _git_commit() -> dict | None:
+    """The commit of the checkout the code runs from and whether tracked files differ from it;
+    None for an installed package, or without git."""
+    if CHECKOUT is None or not (CHECKOUT / ".git").exists():
+        return None
+    try:
+        git = functools.partial(subprocess.run, capture_output=True, text=True, timeout=30, check=True)
+        commit = git(["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"]).stdout.strip()
+        changes = git(["git", "-C", str(CHECKOUT), "status", "--porcelain", "--untracked-files=no"]).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(changes.strip())}
+
+
+def provenance() -> dict:
+    """What reproduces a run besides its config: the command line, the git commit of a checkout
+    (and whether the tree was dirty), and the versions of the code and its main libraries."""
+    versions = {"dlstudies": importlib.metadata.version("dlstudies"), "torch": torch.__version__,
+                "lightning": L.__version__, "hydra": hydra.__version__, "python": platform.python_version()}
+    return {"command": os.environ.get(COMMAND), "git": _git_commit(), "versions": versions}
+
+
+def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The callback that keeps the best checkpoint (the first ``ModelCheckpoint``), if any."""
+    return next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+
+
 def _hydra_record() -> dict:
     """The command's overrides and the option chosen in every config group."""
     if not HydraConfig.initialized():
@@ -52,16 +101,16 @@ def _hydra_record() -> dict:
 class RunRecord:
     """What ``summary.json`` holds for one run: filled in step by step, written however the run ends.
 
-    ``data`` keeps the run's overrides and choices, status (running, completed, diverged, failed),
-    action (started, resumed), parameter count, seed, threads, GPUs held, folder, metrics (with
-    ``best/<monitor>``), best checkpoint, samples, error, start and end (Unix time), wall time and
-    steps.
+    ``data`` keeps the run's overrides and choices, its provenance (command, git commit,
+    versions), status (running, completed, diverged, failed, interrupted), action (started,
+    resumed), parameter count, seed, threads, GPUs held, folder, metrics (with ``best/<monitor>``),
+    best checkpoint, samples, error, start and end (Unix time), wall time and steps.
     """
 
     def __init__(self, cfg: DictConfig, action: str, n_params: int, started: float,
                  gpus: list[str] | None = None) -> None:
         self.run_dir, self.started = Path(cfg.paths.output_dir), started
-        self.data: dict = {**_hydra_record(), "status": "running",
+        self.data: dict = {**_hydra_record(), **provenance(), "status": "running",
                            "action": "resumed" if action == "resume" else "started",
                            "n_params": n_params, "seed": cfg.seed, "threads": torch.get_num_threads(),
                            "gpus": gpus, "output_dir": str(self.run_dir), "metrics": {},
@@ -69,12 +118,16 @@ class RunRecord:
 
     @contextmanager
     def saved_on_exit(self, trainer: L.Trainer) -> Iterator[None]:
-        """Around fitting and testing: an error marks the run failed (and propagates); on every
-        exit the wall time and steps are added and rank zero writes ``summary.json``."""
+        """Around fitting and testing: an error marks the run failed, Ctrl-C or SIGTERM interrupted
+        (and both propagate); on every exit the wall time and steps are added and rank zero writes
+        ``summary.json``."""
         try:
             yield
         except BaseException as error:
-            self.data.update(status="failed", error=f"{type(error).__name__}: {error}")
+            if stopped_by := interruption(error):
+                self.data.update(status="interrupted", error=f"interrupted by {stopped_by}")
+            else:
+                self.data.update(status="failed", error=f"{type(error).__name__}: {error}")
             raise
         finally:
             self.data["ended"] = time.time()
@@ -86,7 +139,7 @@ class RunRecord:
     def fitted(self, trainer: L.Trainer, divergence: StopOnDivergence) -> None:
         """The metrics at the end of fitting, the best checkpoint and its score, and the status."""
         metrics = self.data["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        checkpoint = trainer.checkpoint_callback
+        checkpoint = best_checkpoint(trainer)
         if checkpoint is not None and checkpoint.best_model_score is not None:
             metrics[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
             self.data["best_ckpt"] = checkpoint.best_model_path

@@ -1,8 +1,10 @@
 """Train one configuration: ``python train.py [group=option ...] [key=value ...] [-m]``."""
 
 import os
+import shlex
 import sys
 import time
+from pathlib import Path
 
 import hydra
 import lightning as L
@@ -12,20 +14,23 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from dlstudies import CONF_DIR
 from dlstudies.callbacks.divergence import StopOnDivergence
+from dlstudies.callbacks.final_validation import ValidateAtEnd
 from dlstudies.callbacks.metadata import CheckpointMetadata
 from dlstudies.callbacks.samples import SampleTexts
+from dlstudies.checkpoint import check_resumable, read_checkpoint
 from dlstudies.config.argv import check_choices
 from dlstudies.config.errors import ConfigError, one_line
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.config.validation import validate
 from dlstudies.launch import forget_ddp_job, place_job, resume_point, run_ddp_ranks_from_job_config
-from dlstudies.loggers import build_loggers, finish, log_config
-from dlstudies.summary import RunRecord, read_summary
+from dlstudies.loggers import build_loggers, finish, log_config, watch_best
+from dlstudies.summary import COMMAND, RunRecord, best_checkpoint, command_line, read_summary
 
 console = Console()
 errors = Console(stderr=True)
@@ -66,6 +71,15 @@ def _report(record: dict) -> None:
     console.print(f"[bold]run folder[/bold] {record['output_dir']}", soft_wrap=True)  # one copyable line
 
 
+def _debug_note(cfg: DictConfig) -> None:
+    """One line when a debug mode is on: what it left out, and where its run folder is."""
+    mode = HydraConfig.get().runtime.choices.get("debug") if HydraConfig.initialized() else None
+    if mode:
+        loggers = f"loggers {', '.join(cfg.logger)}" if cfg.logger else "no loggers (logger=<option> adds one)"
+        console.print(f"[yellow]debug={mode}:[/yellow] {loggers}, run folder {cfg.paths.output_dir}",
+                      highlight=False, soft_wrap=True)
+
+
 def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
     """Validate; resume or skip; build data, model, callbacks, loggers and Trainer; fit; test;
     record (``summary.json``, the console). ``gpus``: the devices ``place_job`` claimed for this
@@ -75,6 +89,8 @@ def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
     if action == "skip":
         console.print(f"[bold]skipped[/bold] (already finished) {cfg.paths.output_dir}", soft_wrap=True)
         return {**read_summary(cfg.paths.output_dir), "action": "skipped"}
+    checkpoint = read_checkpoint(ckpt_path) if ckpt_path else None  # one line for a file that is none
+    _debug_note(cfg)
 
     # Where the job runs (its threads and GPUs were placed by run_job): under DDP, how its other
     # ranks start.
@@ -87,11 +103,15 @@ def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module = build(cfg)
+    if checkpoint is not None:
+        check_resumable(checkpoint, module, ckpt_path)
     tests = bool(cfg.test and datamodule.test_dataloader())
     divergence, samples = StopOnDivergence(), SampleTexts(cfg.samples, cfg.seed, after_test=tests)
-    loggers = build_loggers(cfg)
-    trainer = build_trainer(cfg, [divergence, CheckpointMetadata(config), samples], loggers)
+    resumed_from = checkpoint and checkpoint["dlstudies"]["config"]["paths"]["output_dir"]
+    loggers = build_loggers(cfg, resumed_from)
+    trainer = build_trainer(cfg, [divergence, ValidateAtEnd(), CheckpointMetadata(config), samples], loggers)
     log_config(loggers, config, module.n_params)
+    watch_best(loggers, best_checkpoint(trainer))
 
     # Fit, test, record: summary.json is written however the run ends.
     record = RunRecord(cfg, action, module.n_params, started, gpus)
@@ -100,15 +120,27 @@ def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
             record.fitted(trainer, divergence)
             if tests and not divergence.diverged:
-                best = "best" if "best_ckpt" in record.data else None
+                best = record.data.get("best_ckpt")  # else the weights at the end of fitting
                 record.tested(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False))
             record.sampled(samples.texts)
     finally:
-        finish(loggers)
+        finish(loggers, record.data["status"])
         forget_ddp_job(env_before)
     if trainer.is_global_zero:
         _report(record.data)
     return record.data
+
+
+def resume_command(summary: dict) -> str:
+    """The command that continues an interrupted run: a sweep's own command (its jobs resume from
+    their checkpoints), else the run's command from the checkpoint saved when it stopped."""
+    checkpoints = Path(summary["output_dir"]) / "checkpoints"
+    saved = next((c for c in (checkpoints / "interrupted.ckpt", checkpoints / "last.ckpt") if c.is_file()), None)
+    command = summary.get("command") or "python train.py " + shlex.join(summary["overrides"])
+    if saved is None or (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        return command
+    kept = [arg for arg in shlex.split(command) if not arg.startswith("ckpt_path=")]
+    return shlex.join([*kept, f"ckpt_path={saved}"])
 
 
 def run_job(cfg: DictConfig) -> float | None:
@@ -119,6 +151,13 @@ def run_job(cfg: DictConfig) -> float | None:
     except ConfigError as error:
         errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except (KeyboardInterrupt, SystemExit) as stop:
+        summary = read_summary(cfg.paths.output_dir)
+        if summary is None or summary["status"] != "interrupted":
+            raise
+        errors.print(f"[yellow]interrupted[/yellow] at step {summary['steps']}; resume with: "
+                     f"{resume_command(summary)}", highlight=False, soft_wrap=True)
+        sys.exit(143 if isinstance(stop, SIGTERMException) else 130)  # 128 + the signal, as shells do
     if record["status"] == "diverged":
         console.print(f"[red]diverged:[/red] {record['diverged']}", highlight=False, soft_wrap=True)
         if HydraConfig.get().mode == RunMode.RUN:
@@ -134,6 +173,7 @@ _hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_n
 def main() -> None:
     """Console entry point: check group options in one line, then hand over to Hydra."""
     torch.set_float32_matmul_precision("high")
+    os.environ.setdefault(COMMAND, command_line())  # for summary.json, in every job of a sweep too
     try:
         check_choices(sys.argv[1:])
     except ConfigError as error:

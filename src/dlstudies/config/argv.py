@@ -1,8 +1,11 @@
-"""Command-line checks that run before Hydra composes: a group option or a study scale that does
-not exist."""
+"""Command-line checks that run before Hydra composes: a group option, a study scale or a Trainer
+argument that does not exist."""
 
+import difflib
+import inspect
 import re
 
+import lightning
 from omegaconf import OmegaConf
 
 from dlstudies import CONF_DIR
@@ -35,6 +38,7 @@ def check_choices(argv: list[str]) -> None:
             if option and option != "null" and "(" not in option and option not in allowed:
                 raise ConfigError(f"{group}={option} is not an option; allowed: {', '.join(allowed)}")
     check_scale(argv)
+    check_trainer_arguments(argv)
 
 
 def check_scale(argv: list[str]) -> None:
@@ -47,3 +51,21 @@ def check_scale(argv: list[str]) -> None:
         if values["study.scale"] not in allowed:
             raise ConfigError(f"study.scale={values['study.scale']} is not an option of sweep={sweep}; "
                               f"allowed: {', '.join(allowed)}")
+
+
+def check_trainer_arguments(argv: list[str]) -> None:
+    """Reject ``trainer.<name>=`` naming no ``lightning.Trainer`` argument, in one line that suggests
+    the nearest one (conf/trainer/default.yaml lists them all, so each is set without ``+``)."""
+    from_groups = ("logger", "callbacks")  # the Trainer gets these from the groups of those names
+    arguments = [a for a in inspect.signature(lightning.Trainer).parameters if a not in from_groups]
+    for arg in argv:
+        match = re.match(r"[+~]*trainer\.(\w+)", arg)
+        if not match:
+            continue
+        name = match[1]
+        if name in from_groups:
+            raise ConfigError(f"trainer.{name} is set by the {name} group; choose {name}=<option> instead")
+        if name not in arguments:
+            close = difflib.get_close_matches(name, arguments, n=1)
+            hint = f"did you mean trainer.{close[0]}?" if close else f"the arguments are {', '.join(arguments)}"
+            raise ConfigError(f"trainer.{name} is not a lightning.Trainer argument; {hint}")

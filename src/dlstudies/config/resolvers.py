@@ -11,6 +11,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from dlstudies import ROOT
+from dlstudies.config.help import help_text
 from dlstudies.launch import sweep_jobs
 from dlstudies.loggers import wandb_offline
 
@@ -69,6 +70,6 @@ def register_resolvers() -> None:
                      "dls.job_name": job_name, "dls.sweep_group": sweep_group,
                      "dls.ratio": lambda a, b: max(1, round(float(a) / float(b))),
                      "dls.sweep_name": sweep_name, "dls.job_dirname": job_dirname,
-                     "dls.sweep_jobs": sweep_jobs}.items():
+                     "dls.sweep_jobs": sweep_jobs, "dls.help": help_text}.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

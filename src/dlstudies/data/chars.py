@@ -15,14 +15,28 @@ UNKNOWN = "\ufffd"  # stands for characters of val/test that the training split 
 
 
 def read_text(path: str | Path) -> str:
-    """The file's text, with a one-line error when it is missing or empty."""
+    """The file's text, with a one-line error naming the file and what is wrong with it: missing,
+    a directory or a device, unreadable, not UTF-8 (binary, UTF-16), or empty."""
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"data.path={path} does not exist; give a UTF-8 text file")
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8") if file.is_file() else None
+    except UnicodeDecodeError as error:
+        found = f"byte {error.object[error.start]:#04x} at offset {error.start}"
+        raise _not_text(path, f"is not UTF-8 text ({found}: binary or UTF-16?)") from None
+    except OSError as error:
+        raise _not_text(path, f"cannot be read ({error.strerror})") from None
+    if text is None:
+        raise _not_text(path, "does not exist" if not file.exists() else "is a directory" if file.is_dir()
+                        else "is not a regular file (a device or a pipe)")
+    if "\0" in text:  # UTF-16 without a byte-order mark decodes as UTF-8 with a NUL after each letter
+        raise _not_text(path, "holds NUL bytes (binary, or UTF-16 without a byte-order mark?)")
     if not text.strip():
         raise ConfigError(f"data.path={path} is an empty corpus; give a file with text in it")
     return text
+
+
+def _not_text(path: str | Path, problem: str) -> ConfigError:
+    return ConfigError(f"data.path={path} {problem}; give a UTF-8 text file")
 
 
 def encode_lines(lines: list[str], stoi: dict[str, int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
