@@ -22,7 +22,7 @@ from dlstudies.models.mlp_classifier import MLPClassifier
 from dlstudies.tasks.classifier import Classifier
 
 CLASSES = [str(i) for i in range(4)]
-KWARGS = {"net": {"in_features": 40, "num_classes": 4}, "class_names": CLASSES}
+KWARGS = {"net": {"in_shape": [40], "num_classes": 4}, "class_names": CLASSES}
 
 
 def _blobs(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
