@@ -46,7 +46,7 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     has_curves = "curve_step" in table
     for i, (variant, part) in enumerate(table.groupby("variant")):
         for layers, runs in part.groupby("layers"):
-            style = {"color": f"C{i}", "ls": "-" if layers == deepest else "--", "label": f"{variant}-{layers}"}
+            style = {"color": f"C{i}", "ls": "-" if layers == deepest else "--", "label": f"{variant}, {layers} layers"}
             for ax, column in zip(axes[:2], ("curve_train_err", "curve_val_err")):
                 steps, curve = _mean_curve(runs, column) if has_curves else (np.array([]), np.array([]))
                 ax.plot(steps, 100 * curve, **style)
