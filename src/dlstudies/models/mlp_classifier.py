@@ -39,13 +39,14 @@ class HiddenLayer(nn.Module):
 
 
 class MLPClassifier(nn.Module):
-    """Flattens the input, then ``depth`` hidden layers of ``width`` units, then class logits.
+    """Flattens the input (one example's shape ``in_shape``, or its number of features), then
+    ``depth`` hidden layers of ``width`` units, then class logits.
 
     ``norm`` (a ``norm(num_features)`` factory; default none) and ``activation`` (default ReLU)
     come from the config groups of the same names.
     """
 
-    def __init__(self, in_shape: Sequence[int], num_classes: int, depth: int = 4, width: int = 128,
+    def __init__(self, in_shape: Sequence[int] | int, num_classes: int, depth: int = 4, width: int = 128,
                  residual: bool = False, order: str = "post", norm: NormFactory | None = None,
                  activation: Callable[[], nn.Module] | None = None, dropout: float = 0.0) -> None:
         super().__init__()
@@ -55,7 +56,7 @@ class MLPClassifier(nn.Module):
         check_sizes(minimum=0, depth=depth)
         norm, activation = norm or nn.Identity, activation or nn.ReLU
         self.depth, self.residual, self.order = depth, residual, order
-        in_features = math.prod(in_shape)
+        in_features = math.prod(in_shape) if isinstance(in_shape, Sequence) else in_shape
         stem = [nn.Linear(in_features, width)] if depth else []
         if order == "post" and depth:
             stem += [norm(width), activation(), nn.Dropout(dropout)]
