@@ -168,5 +168,5 @@ def test_train_command_runs_an_mnist1d_ensemble(tmp_path: Path) -> None:
     for key in ("test/acc", "test/member_acc", "trainset/loss", "best/val/loss", "test/class_acc/9"):
         assert math.isfinite(summary["metrics"][key]), key
     diagnostics = json.loads((summary_path.parent / "diagnostics.json").read_text())
-    assert len(diagnostics["layers"]) == 2 * 5 and diagnostics["history"][0]["step"] == 0
+    assert len(diagnostics["layers"]) == 2 * 3 and diagnostics["history"][0]["step"] == 0
     assert "diag/act_std/00" in (summary_path.parent / "csv" / "metrics.csv").read_text()
