@@ -22,7 +22,7 @@ from dlstudies.models.mlp_classifier import MLPClassifier
 from dlstudies.tasks.classifier import Classifier
 
 CLASSES = [str(i) for i in range(4)]
-KWARGS = {"net": {"in_features": 40, "num_classes": 4}, "class_names": CLASSES}
+KWARGS = {"net": {"in_shape": [40], "num_classes": 4}, "class_names": CLASSES}
 
 
 def _blobs(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,5 +168,5 @@ def test_train_command_runs_an_mnist1d_ensemble(tmp_path: Path) -> None:
     for key in ("test/acc", "test/member_acc", "trainset/loss", "best/val/loss", "test/class_acc/9"):
         assert math.isfinite(summary["metrics"][key]), key
     diagnostics = json.loads((summary_path.parent / "diagnostics.json").read_text())
-    assert len(diagnostics["layers"]) == 2 * 5 and diagnostics["history"][0]["step"] == 0
+    assert len(diagnostics["layers"]) == 2 * 3 and diagnostics["history"][0]["step"] == 0
     assert "diag/act_std/00" in (summary_path.parent / "csv" / "metrics.csv").read_text()

@@ -33,7 +33,7 @@ def check_model(cfg: DictConfig) -> None:
         if cfg.model.net.get("block_size") is not None:
             assert module.net.block_size == cfg.data.block_size  # the context follows the data
     else:
-        module = instantiate(cfg.model, net={"in_features": 40, "num_classes": 4}, class_names=list("abcd"))
+        module = instantiate(cfg.model, net={"in_shape": [40], "num_classes": 4}, class_names=list("abcd"))
         assert isinstance(module, Classifier) and module(torch.zeros(2, 40)).shape[-2:] == (2, 4)
 
 

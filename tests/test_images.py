@@ -65,7 +65,7 @@ def test_mnist_datamodule_reads_local_idx_files(tmp_path: Path) -> None:
     data.setup("fit")
     assert [len(data.splits[s][0]) for s in ("train", "val", "test")] == [50, 10, 20]
     assert data.splits["train"][0].mean().abs() < 1e-4  # standardised with training statistics
-    assert data.model_kwargs() == {"net": {"in_features": 784, "num_classes": 10},
+    assert data.model_kwargs() == {"net": {"in_shape": [28, 28], "num_classes": 10},
                                    "class_names": data.class_names}
     assert data.class_names[0] == "T-shirt/top"
     x, y = next(iter(data.train_dataloader()))
@@ -99,7 +99,7 @@ def test_mnist1d_generated_offline_and_cached(tmp_path: Path, monkeypatch: pytes
     data.setup("fit")
     assert np.random.rand() == expected_next  # generation left the global NumPy stream alone
     assert [len(data.splits[s][0]) for s in ("train", "val", "test")] == [200, 50, 50]
-    assert data.model_kwargs()["net"] == {"in_features": 40, "num_classes": 10}
+    assert data.model_kwargs()["net"] == {"in_shape": [40], "num_classes": 10}
     assert (tmp_path / "mnist1d" / "mnist1d_300_seed42.npz").is_file()
 
     def no_generation(*args, **kwargs):

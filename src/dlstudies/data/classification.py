@@ -54,9 +54,9 @@ class ClassificationDataModule(TensorDataModule):
         return tuple(self.splits["train"][0].shape[1:])
 
     def model_kwargs(self) -> dict:
-        """What the model needs from the data, as plain data (stored in checkpoints)."""
-        return {"net": {"in_features": int(torch.tensor(self.input_shape).prod()),
-                        "num_classes": len(self.class_names)},
+        """What the model needs from the data, as plain data (stored in checkpoints): one
+        example's shape (an MLP flattens it, a convnet convolves over it) and the classes."""
+        return {"net": {"in_shape": list(self.input_shape), "num_classes": len(self.class_names)},
                 "class_names": list(self.class_names)}
 
     def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple:

@@ -2,13 +2,14 @@
 
 ``depth`` counts the hidden layers (linear maps into the hidden width); the first one projects
 the flattened input to ``width``, the other ``depth - 1`` are blocks width -> width, and a linear
-head maps to the classes. With ``order="post"`` a block is Linear -> norm -> activation (the
+head maps to the classes. ``depth=0`` is the head alone: multinomial logistic regression. With ``order="post"`` a block is Linear -> norm -> activation (the
 course's plain network; residual blocks add that to their input). With ``order="pre"`` a block
 is norm -> activation -> Linear (He et al. 2016's pre-activation order, the norm inside the
 residual branch), and a final norm -> activation comes before the head.
 """
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -38,29 +39,32 @@ class HiddenLayer(nn.Module):
 
 
 class MLPClassifier(nn.Module):
-    """Flattens the input, then ``depth`` hidden layers of ``width`` units, then class logits.
+    """Flattens the input (one example's shape ``in_shape``, or its number of features), then
+    ``depth`` hidden layers of ``width`` units, then class logits.
 
     ``norm`` (a ``norm(num_features)`` factory; default none) and ``activation`` (default ReLU)
     come from the config groups of the same names.
     """
 
-    def __init__(self, in_features: int, num_classes: int, depth: int = 4, width: int = 128,
+    def __init__(self, in_shape: Sequence[int] | int, num_classes: int, depth: int = 4, width: int = 128,
                  residual: bool = False, order: str = "post", norm: NormFactory | None = None,
                  activation: Callable[[], nn.Module] | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         if order not in ORDERS:
             raise ConfigError(f"model.net.order={order!r} is not allowed; use post or pre")
-        check_sizes(depth=depth, width=width)
+        check_sizes(width=width)
+        check_sizes(minimum=0, depth=depth)
         norm, activation = norm or nn.Identity, activation or nn.ReLU
         self.depth, self.residual, self.order = depth, residual, order
-        stem = [nn.Linear(in_features, width)]
-        if order == "post":
+        in_features = math.prod(in_shape) if isinstance(in_shape, Sequence) else in_shape
+        stem = [nn.Linear(in_features, width)] if depth else []
+        if order == "post" and depth:
             stem += [norm(width), activation(), nn.Dropout(dropout)]
         self.stem = nn.Sequential(*stem)
         self.blocks = nn.ModuleList(
             HiddenLayer(width, order, residual, norm, activation, dropout) for _ in range(depth - 1))
-        final = [norm(width), activation(), nn.Dropout(dropout)] if order == "pre" else []
-        self.head = nn.Sequential(*final, nn.Linear(width, num_classes))
+        final = [norm(width), activation(), nn.Dropout(dropout)] if order == "pre" and depth else []
+        self.head = nn.Sequential(*final, nn.Linear(width if depth else in_features, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.stem(x.flatten(1))

@@ -3,9 +3,9 @@
 from dlstudies.config.errors import ConfigError
 
 
-def check_sizes(**sizes: int) -> None:
-    """Each size must be an integer >= 1; the first that is not fails, named as the config names
-    it (``model.net.depth=-1 is not allowed; it must be an integer >= 1``)."""
+def check_sizes(minimum: int = 1, **sizes: int) -> None:
+    """Each size must be an integer >= ``minimum``; the first that is not fails, named as the
+    config names it (``model.net.depth=-1 is not allowed; it must be an integer >= 1``)."""
     for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"model.net.{name}={value!r} is not allowed; it must be an integer >= 1")
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"model.net.{name}={value!r} is not allowed; it must be an integer >= {minimum}")

@@ -1,0 +1,127 @@
+"""Convolutional classifiers for 1-D signals (MNIST-1D) and images (MNIST, Fashion-MNIST), plain or
+residual, laid out as He et al. 2016's CIFAR ResNets.
+
+The input's shape picks the convolution: (L,) signals get 1-D convolutions, (H, W) or (C, H, W)
+images 2-D ones. A stem convolution maps the input to ``width`` channels; ``stages`` stages of
+blocks follow, stage s with ``width * widen**s`` channels, each stage after the first starting
+with a stride-2 block; then global average pooling (``head="flatten"`` keeps every position)
+and a linear layer. ``depth`` counts the convolutions, all layers but the head, as the MLP's
+``depth`` counts its hidden layers: depth 19 and 55 are He et al.'s 20- and 56-layer nets.
+
+A block is ``block_layers`` convolutions; with ``residual`` its input is added to its output,
+through a 1x1 convolution where the stride or channels change (He et al.'s projection). The
+two orders of the textbook's figure 11.5, as in the MLP: "post" layers are conv -> norm ->
+activation; "pre" layers are norm -> activation -> conv (He et al. 2016b), with a final norm ->
+activation before pooling.
+"""
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from dlstudies.config.errors import ConfigError
+from dlstudies.models.mlp_classifier import ORDERS
+from dlstudies.models.norms import NormFactory, channel_norm
+from dlstudies.models.sizes import check_sizes
+
+HEADS = ("avg", "flatten")
+
+
+class ConvLayers:
+    """Builds the layers of one net: its convolution type, order, norm, activation and dropout."""
+
+    def __init__(self, dims: int, kernel: int, order: str, norm: NormFactory | None,
+                 activation: Callable[[], nn.Module], dropout: float) -> None:
+        self.conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        self.kernel, self.order, self.norm, self.activation, self.dropout = kernel, order, norm, activation, dropout
+
+    def after(self, channels: int) -> list[nn.Module]:
+        """Norm, activation and dropout over ``channels``."""
+        return [channel_norm(self.norm, channels), self.activation(), nn.Dropout(self.dropout)]
+
+    def layer(self, c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+        """One convolution ("same" padding) in the net's order."""
+        conv = self.conv(c_in, c_out, self.kernel, stride, padding=self.kernel // 2)
+        return nn.Sequential(conv, *self.after(c_out)) if self.order == "post" else nn.Sequential(*self.after(c_in), conv)
+
+    def projection(self, c_in: int, c_out: int, stride: int) -> nn.Module:
+        """The shortcut of a residual block: identity, or a 1x1 convolution where the shape changes."""
+        return nn.Identity() if c_in == c_out and stride == 1 else self.conv(c_in, c_out, 1, stride)
+
+
+class ConvBlock(nn.Module):
+    """``layers`` convolutions, the first with ``stride``; with ``residual`` the input is added."""
+
+    def __init__(self, build: ConvLayers, c_in: int, c_out: int, stride: int, layers: int, residual: bool) -> None:
+        super().__init__()
+        self.branch = nn.Sequential(*(build.layer(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1)
+                                      for i in range(layers)))
+        self.shortcut = build.projection(c_in, c_out, stride) if residual else None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        out = self.branch(h)
+        return out if self.shortcut is None else out + self.shortcut(h)
+
+
+def stage_blocks(blocks: int, stages: int) -> list[int]:
+    """``blocks`` spread over ``stages`` as evenly as possible, the remainder to the later (cheaper,
+    lower-resolution) stages; a stage left without blocks is skipped."""
+    return [blocks // stages + (s >= stages - blocks % stages) for s in range(stages)]
+
+
+class CNN(nn.Module):
+    """Stem convolution, ``stages`` stages of blocks, pooling, linear head (see the module docstring).
+
+    ``in_shape`` is one example's shape from the data: (L,), (H, W) or (C, H, W). ``norm`` and
+    ``activation`` (default ReLU) are the config groups' factories, made channel-wise here.
+    """
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int, depth: int = 7, width: int = 16,
+                 kernel: int = 3, stages: int = 3, widen: int = 2, block_layers: int = 2,
+                 stem_stride: int = 1, residual: bool = False, order: str = "post", head: str = "avg",
+                 norm: NormFactory | None = None, activation: Callable[[], nn.Module] | None = None,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        check_sizes(depth=depth, width=width, kernel=kernel, stages=stages, widen=widen,
+                    block_layers=block_layers, stem_stride=stem_stride)
+        if order not in ORDERS:
+            raise ConfigError(f"model.net.order={order!r} is not allowed; use post or pre")
+        if head not in HEADS:
+            raise ConfigError(f"model.net.head={head!r} is not allowed; use avg or flatten")
+        if (depth - 1) % block_layers:
+            raise ConfigError(f"model.net.depth={depth} is not allowed; with model.net.block_layers={block_layers} "
+                              f"it must be 1 + a multiple of {block_layers} (the stem, then whole blocks)")
+        in_shape = tuple(in_shape)
+        if len(in_shape) not in (1, 2, 3):
+            raise ValueError(f"inputs of shape {in_shape} are neither (L,) signals nor (H, W) / (C, H, W) images")
+        self.channel_dim = 1 if len(in_shape) in (1, 2) else None  # inputs without channels get one
+        dims = 1 if len(in_shape) == 1 else 2
+        build = ConvLayers(dims, kernel, order, norm, activation or nn.ReLU, dropout)
+        stem = build.conv(in_shape[0] if len(in_shape) == 3 else 1, width, kernel, stem_stride, padding=kernel // 2)
+        self.stem = nn.Sequential(stem, *build.after(width)) if order == "post" else stem
+        positions = [self._out(n, kernel, stem_stride) for n in in_shape[-dims:]]
+        blocks, c_in = [], width
+        for s, count in enumerate(stage_blocks((depth - 1) // block_layers, stages)):
+            c_out = width * widen**s
+            for i in range(count):
+                stride = 2 if s > 0 and i == 0 else 1
+                blocks.append(ConvBlock(build, c_in, c_out, stride, block_layers, residual))
+                positions = [self._out(n, kernel, stride) for n in positions]
+                c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        final = build.after(c_in) if order == "pre" else []
+        pool = [nn.Flatten()] if head == "flatten" else [nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1),
+                                                         nn.Flatten()]
+        features = c_in * (int(torch.tensor(positions).prod()) if head == "flatten" else 1)
+        self.head = nn.Sequential(*final, *pool, nn.Linear(features, num_classes))
+
+    @staticmethod
+    def _out(n: int, kernel: int, stride: int) -> int:
+        """Positions after a "same"-padded convolution with ``stride``."""
+        return (n + 2 * (kernel // 2) - kernel) // stride + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channel_dim is not None:
+            x = x.unsqueeze(self.channel_dim)
+        return self.head(self.blocks(self.stem(x)))
