@@ -16,7 +16,9 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     for variant, part in table.groupby("variant"):
         errorbar(axes[0], over_seeds(part, ["depth"], "trainset/loss"), "depth", variant)
         errorbar(axes[1], over_seeds(part, ["depth"], "test/err"), "depth", variant, scale=100)
-    for ax, title in zip(axes, ("training loss (whole training set)", "test error (%)")):
+    titles = ("training loss, whole training set (optimisation: degradation)",
+              "test error, % (what it costs, with generalisation)")
+    for ax, title in zip(axes, titles):
         ax.set(xscale="log", xlabel="hidden layers", title=title)
         value_ticks(ax, table["depth"])
         ax.legend()
