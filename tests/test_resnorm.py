@@ -122,3 +122,10 @@ def test_only_batch_norm_answers_differently_in_training_and_evaluation_mode(nor
     modes = error(net, x, y, 2, train_mode=True), error(net, x, y, 2, train_mode=False)
     assert (modes[0] != modes[1]) == differs
     assert all(torch.equal(a, b) for a, b in zip(running, net.buffers()))  # measured on a copy
+
+
+def test_batch_statistics_never_leave_a_batch_of_one() -> None:
+    torch.manual_seed(0)
+    net = MLPClassifier(40, 10, depth=2, width=8, norm=BatchNorm)
+    x, y = torch.randn(7, 40), torch.randint(0, 10, (7,))
+    assert 0.0 <= error(net, x, y, 3, train_mode=True) <= 1.0  # batches of 3 and 4, not 3, 3 and 1

@@ -63,9 +63,14 @@ def loss_surface(net: nn.Module, x: torch.Tensor, y: torch.Tensor, radius: float
 @torch.no_grad()
 def error(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, train_mode: bool) -> float:
     """Classification error of a copy of ``net`` in batches of ``batch_size``, its norms in
-    training mode (batch statistics; running statistics left untouched) or evaluation mode."""
+    training mode (batch statistics; running statistics left untouched) or evaluation mode.
+    A last batch of one example joins the batch before it: one example has no batch statistics."""
     probe = copy.deepcopy(net).train(train_mode)
-    wrong = sum(int((probe(xb).argmax(-1) != yb).sum()) for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
+    starts = list(range(0, len(y), batch_size))
+    if len(starts) > 1 and len(y) - starts[-1] == 1:
+        starts.pop()
+    ends = starts[1:] + [len(y)]
+    wrong = sum(int((probe(x[a:b]).argmax(-1) != y[a:b]).sum()) for a, b in zip(starts, ends))
     return wrong / len(y)
 
 

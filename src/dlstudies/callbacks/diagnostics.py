@@ -68,8 +68,8 @@ SPANS = ("examples", "range")
 def shattered_gradients(net: nn.Module, x: torch.Tensor, lines: int = 8, points: int = 256,
                         max_lag: int = 32, seed: int = 0, span: str = "examples") -> dict:
     """Mean autocorrelation of g(t) over ``lines`` lines, each with its own random projection of
-    the outputs: lines joining consecutive examples of ``x`` (``span="examples"``), or all the
-    line from x's elementwise minimum to its maximum (``span="range"``).
+    the outputs: lines joining consecutive examples of ``x`` (``span="examples"``), or each time
+    the line from x's elementwise minimum to its maximum (``span="range"``).
 
     Measures a copy of ``net`` in training mode (batch norm uses the line's statistics, as during
     training), so the network itself, its running statistics and the random stream are untouched.
@@ -101,6 +101,8 @@ class Diagnostics(L.Callback):
                  lines: int = 8, points: int = 256, max_lag: int = 32, span: str = "examples") -> None:
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps={every_n_steps} is not allowed; it must be >= 1")
+        if span not in SPANS:
+            raise ValueError(f"span={span!r} is not allowed; use examples or range")
         self.output_dir, self.every_n_steps = Path(output_dir), every_n_steps
         self.shattered, self.lines, self.points, self.max_lag = shattered, lines, points, max_lag
         self.span = span
