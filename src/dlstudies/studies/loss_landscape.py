@@ -1,6 +1,6 @@
 """The loss landscape (Li et al. 2018; Prince fig 11.13): contour plots of the training loss
 around the trained weights of a plain and a residual net, side by side, and numbers for how
-rough each surface is. The ``LossLandscape`` callback measures each job's surface."""
+steep and how convex each surface is. The ``LossLandscape`` callback measures each job's surface."""
 
 from pathlib import Path
 
@@ -22,21 +22,23 @@ def job_values(job: Path) -> dict:
 
 
 def roughness(coords: np.ndarray, loss: np.ndarray) -> dict[str, float]:
-    """How far the loss rises from the centre within half the grid's radius and within all of it
-    (mean over those grid points), and the mean absolute discrete Laplacian (curvature, loss per
-    squared unit of the filter-normalised coordinates)."""
+    """The loss at the centre, its largest rise within the grid's radius, and the fraction of
+    interior grid points where the surface is locally convex (the 2-D Hessian of finite
+    differences is positive definite; Li et al. map the same through |min/max eigenvalue|)."""
     a, b = np.meshgrid(coords, coords, indexing="ij")
-    distance, centre = np.hypot(a, b), loss[len(coords) // 2, len(coords) // 2]
-    radius, h = coords.max(), coords[1] - coords[0]
-    laplacian = (loss[2:, 1:-1] + loss[:-2, 1:-1] + loss[1:-1, 2:] + loss[1:-1, :-2] - 4 * loss[1:-1, 1:-1]) / h**2
-    return {"rise_half": float((loss[distance <= radius / 2] - centre).mean()),
-            "rise_full": float((loss[distance <= radius] - centre).mean()),
-            "curvature": float(np.abs(laplacian).mean()), "centre": float(centre)}
+    centre, h = loss[len(coords) // 2, len(coords) // 2], coords[1] - coords[0]
+    inner = loss[1:-1, 1:-1]
+    d_aa = (loss[2:, 1:-1] - 2 * inner + loss[:-2, 1:-1]) / h**2
+    d_bb = (loss[1:-1, 2:] - 2 * inner + loss[1:-1, :-2]) / h**2
+    d_ab = (loss[2:, 2:] - loss[2:, :-2] - loss[:-2, 2:] + loss[:-2, :-2]) / (4 * h**2)
+    convex = (d_aa > 0) & (d_aa * d_bb > d_ab**2)
+    return {"centre": float(centre), "rise": float(loss[np.hypot(a, b) <= coords.max()].max() - centre),
+            "convex": float(convex.mean())}
 
 
 def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     """Each architecture's surface (its first seed) as filled contours on one shared log colour
-    scale; the trend gives the rise and curvature numbers, mean over seeds."""
+    scale; the trend gives the numbers of ``roughness``, mean over seeds."""
     table = table.dropna(subset=["landscape_loss"]).assign(variant=table.apply(residual_variant, axis=1))
     variants = sorted(table["variant"].unique(), key=lambda v: v.startswith("residual"))
     fig.set_size_inches(5.2 * len(variants) + 1, 4.6)
@@ -55,8 +57,8 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
                title=f"{variant}, {part['depth'].iloc[0]} hidden layers")
         stats = pd.DataFrame([roughness(np.asarray(c), np.asarray(s))
                               for c, s in zip(part["landscape_coords"], part["landscape_loss"])]).mean()
-        lines.append(f"{variant}: training loss {stats['centre']:.3f} at the minimum, mean rise "
-                     f"{stats['rise_half']:.3f} within radius {coords.max() / 2:g} and {stats['rise_full']:.3f} "
-                     f"within {coords.max():g}; mean |Laplacian| {stats['curvature']:.2f}")
+        lines.append(f"{variant}: training loss {stats['centre']:.3f} at the minimum, up to "
+                     f"{stats['centre'] + stats['rise']:.3g} within radius {coords.max():g}; locally convex "
+                     f"at {100 * stats['convex']:.0f}% of the grid")
     fig.colorbar(image, ax=list(axes), label="training loss (log scale)")
     return lines
