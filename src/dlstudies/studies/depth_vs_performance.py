@@ -4,7 +4,7 @@ architecture (plain/residual, with or without batch norm)."""
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dlstudies.studies.figures import errorbar, mean, over_seeds, residual_variant, value_ticks
+from dlstudies.studies.figures import errorbar, mean, over_seeds, residual_variant, swept_axes
 
 COLUMNS = {"depth": "model.net.depth", "residual": "model.net.residual"}
 
@@ -18,10 +18,7 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
         errorbar(axes[1], over_seeds(part, ["depth"], "test/err"), "depth", variant, scale=100)
     titles = ("training loss, whole training set (optimisation: degradation)",
               "test error, % (what it costs, with generalisation)")
-    for ax, title in zip(axes, titles):
-        ax.set(xscale="log", xlabel="hidden layers", title=title)
-        value_ticks(ax, table["depth"])
-        ax.legend()
+    swept_axes(axes, titles, table["depth"], "hidden layers")
     axes[0].set_yscale("log")
     lines = []
     for variant, part in table.groupby("variant"):

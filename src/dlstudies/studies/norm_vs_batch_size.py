@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dlstudies.callbacks.after_training import BatchStatistics, read_measurement
-from dlstudies.studies.figures import errorbar, over_seeds, value_ticks
+from dlstudies.studies.figures import errorbar, over_seeds, swept_axes
 
 COLUMNS = {"batch_size": "data.batch_size"}
 
@@ -37,10 +37,7 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
                      f"{100 * gap.iloc[-1]['mean']:+.1f} at {gap.iloc[-1]['batch_size']:g}")
     titles = ("test error (%), evaluation mode", "training loss (whole training set)",
               "test error: training mode - evaluation mode (points)")
-    for ax, title in zip(axes, titles):
-        ax.set(xscale="log", xlabel="batch size (same number of steps)", title=title)
-        value_ticks(ax, table["batch_size"])
-        ax.legend()
+    swept_axes(axes, titles, table["batch_size"], "batch size (same number of steps)")
     axes[1].set_yscale("log")
     axes[2].axhline(0, color="grey", lw=0.5)
     return lines
