@@ -27,7 +27,7 @@ from dlstudies.train import train
 
 # study -> jobs at smoke scale
 STUDIES = {"depth_vs_performance": 8, "batch_size": 2, "l2": 2, "activation": 2, "init": 2,
-           "shattered_gradients": 8}
+           "shattered_gradients": 8, "loss_landscape": 2, "norm_vs_batch_size": 6}
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +37,18 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def job(overrides: dict, test_err: float, train_err: float = 0.0, train_loss: float = 0.1,
-        config: dict | None = None, diagnostics: dict | None = None) -> dict:
-    """One job to write: its sweep overrides (also its config values), results and extra files."""
+        config: dict | None = None, diagnostics: dict | None = None, files: dict | None = None) -> dict:
+    """One job to write: its sweep overrides (also its config values), results and extra JSON
+    files (diagnostics.json, or any by name)."""
     metrics = {"test/acc": 1 - test_err, "trainset/acc": 1 - train_err, "trainset/loss": train_loss}
+    files = (files or {}) | ({"diagnostics.json": diagnostics} if diagnostics else {})
     return {"overrides": overrides, "config": {**overrides, **(config or {})}, "metrics": metrics,
-            "diagnostics": diagnostics}
+            "files": files}
 
 
 def make_sweep(folder: Path, study: str, jobs: list[dict]) -> Path:
     """A sweep folder as a multirun leaves it: per job .hydra/{config,overrides}.yaml and
-    summary.json (norm and activation as the job's choices), and diagnostics.json if given."""
+    summary.json (norm and activation as the job's choices), and the job's JSON files."""
     for number, spec in enumerate(jobs):
         overrides = [f"{key}={value}" for key, value in spec["overrides"].items()]
         run = folder / f"{number}_{','.join(overrides)}"
@@ -58,8 +60,8 @@ def make_sweep(folder: Path, study: str, jobs: list[dict]) -> Path:
         OmegaConf.save(OmegaConf.create(overrides), run / ".hydra" / "overrides.yaml")
         choices = {k: v for k, v in spec["overrides"].items() if k in ("norm", "activation")}
         write_summary(run, {"status": "completed", "choices": choices, "metrics": spec["metrics"]})
-        if spec["diagnostics"]:
-            (run / "diagnostics.json").write_text(json.dumps(spec["diagnostics"]))
+        for name, content in spec["files"].items():
+            (run / name).write_text(json.dumps(content))
     return folder
 
 
@@ -123,10 +125,48 @@ def test_activation_study_ranks_activations_by_test_error(tmp_path: Path) -> Non
     assert trends(tmp_path, "activation", jobs) == ["test error: tanh 35.6%, selu 39.6%, relu 41.9%"]
 
 
+def test_activation_study_tells_swish_jobs_apart_by_beta(tmp_path: Path) -> None:
+    jobs = [job({"activation": "swish", "activation.beta": beta, "activation.learnable": learnable}, test_err=err)
+            for beta, learnable, err in ((0.4, False, 0.40), (1.4, False, 0.38), (1.0, True, 0.36))]
+    assert trends(tmp_path, "activation", jobs) == [
+        "test error: swish beta=1 learnt 36.0%, swish beta=1.4 38.0%, swish beta=0.4 40.0%"]
+
+
+def test_loss_landscape_study_numbers_the_rougher_surface(tmp_path: Path) -> None:
+    coords = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    bowl = [[a * a + b * b for b in coords] for a in coords]  # convex everywhere
+    rough = [[v + 2.0 * ((i + j) % 2) for j, v in enumerate(row)] for i, row in enumerate(bowl)]
+    jobs = [job({"model.net.residual": residual, "norm": "batchnorm", "seed": 0}, test_err=0.2,
+                config={"model.net.depth": 32},
+                files={"loss_landscape.json": {"coords": coords, "loss": surface}})
+            for residual, surface in ((False, rough), (True, bowl))]
+    # within radius 1: the bowl's highest point is an axis end (1); the rough one's a neighbour of
+    # the centre (0.25 + 2); its odd points are maxima along both axes: 5 of 9 interior points convex
+    assert trends(tmp_path, "loss_landscape", jobs) == [
+        "plain + batchnorm: training loss 0.000 at the minimum, up to 2.25 within radius 1; locally convex at 56% "
+        "of the grid",
+        "residual + batchnorm: training loss 0.000 at the minimum, up to 1 within radius 1; locally convex at 100% "
+        "of the grid"]
+
+
+def test_norm_vs_batch_size_study_gives_error_and_mode_gap_at_both_ends(tmp_path: Path) -> None:
+    results = {("batchnorm", 2): (0.60, 0.45), ("batchnorm", 128): (0.30, 0.31),
+               ("layernorm", 2): (0.40, 0.40), ("layernorm", 128): (0.32, 0.32)}
+    jobs = [job({"data.batch_size": batch, "norm": norm}, test_err=eval_err,
+                files={"batch_statistics.json": {"eval_mode_err": eval_err, "train_mode_err": train_err}})
+            for (norm, batch), (eval_err, train_err) in results.items()]
+    assert trends(tmp_path, "norm_vs_batch_size", jobs) == [
+        "batchnorm: test error 60.0% at batch 2 vs 30.0% at 128; training-mode minus evaluation-mode test "
+        "error -15.0 points at batch 2, +1.0 at 128",
+        "layernorm: test error 40.0% at batch 2 vs 32.0% at 128; training-mode minus evaluation-mode test "
+        "error +0.0 points at batch 2, +0.0 at 128"]
+
+
 def test_shattered_study_reads_each_jobs_autocorrelation(tmp_path: Path) -> None:
     lag1 = {(False, 2): 0.92, (False, 56): -0.03, (True, 2): 0.99, (True, 56): 0.98}
     jobs = [job({"model.net.depth": depth, "model.net.residual": residual, "norm": "batchnorm"}, test_err=0.9,
-                diagnostics={"shattered": {"lag1": value, "gradient": [0.0, 1.0, -2.0]}})
+                diagnostics={"shattered": {"lag1": value, "autocorr": [1.0, value, value / 2],
+                                           "gradient": [0.0, 1.0, -2.0]}})
             for (residual, depth), value in lag1.items()]
     assert trends(tmp_path, "shattered_gradients", jobs) == [
         "plain + batchnorm: lag-1 autocorrelation 0.920 at depth 2 -> -0.030 at depth 56",
@@ -165,7 +205,8 @@ def test_scales_are_the_sizes_the_named_sweep_defines(tmp_path: Path, monkeypatc
     with pytest.raises(ConfigError, match=r"^study.scale=huge is not an option of sweep=l2; "
                                           r"allowed: default, smoke$"):
         check_choices(["-m", "+sweep=l2", "study.scale=huge"])
-    with pytest.raises(ConfigError, match=r"^sweep=depth is not an option; allowed: activation, batch_size, "):
+    with pytest.raises(ConfigError, match=r"^sweep=depth is not an option; "
+                                          r"allowed: activation, activation_swish, batch_size, "):
         check_choices(["-m", "study.scale=smoke", "+sweep=depth"])
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "toy.yaml").write_text("study:\n  sizes:\n    tiny: {}\n    full: {}\n")

@@ -10,7 +10,9 @@ first step, how shattered the net's input gradients are (Balduzzi et al. 2017): 
 x(t) = a + t (b - a), t in [0, 1], walk from one example a to another b; the derivative
 g(t) = d s(x(t)) / dt of a fixed random projection s of the outputs is smooth ("brown noise") for
 shallow nets and becomes white noise in deep plain nets, its autocorrelation at lag 1 falling
-towards 0, while residual nets keep it correlated. The ``shattered_gradients`` study draws it.
+towards 0, while residual nets keep it correlated. With ``span: range`` every line instead runs
+from the batch's smallest to its largest input: for a scalar input (``data=scalar_grid``) that is
+d y / d x along the whole grid, Prince's fig 11.3. The ``shattered_gradients`` study draws it.
 """
 
 import copy
@@ -47,22 +49,37 @@ def line_gradients(net: nn.Module, a: torch.Tensor, b: torch.Tensor, points: int
 
 
 def autocorrelation(g: torch.Tensor, max_lag: int) -> torch.Tensor:
-    """Normalised autocorrelation of the sequence ``g`` at lags 0..max_lag (1 at lag 0)."""
-    g = g - g.mean()
-    variance = g.pow(2).sum().clamp_min(1e-30)
+    """Normalised autocorrelation of the sequence ``g`` at lags 0..max_lag (1 at lag 0).
+
+    A constant sequence (a linear net's gradient) is perfectly correlated: 1 at every lag, not
+    the autocorrelation of its rounding errors.
+    """
+    centred = g - g.mean()
+    if centred.abs().max() <= 1e-5 * g.abs().max():
+        return torch.ones(max_lag + 1, dtype=g.dtype, device=g.device)
+    g = centred
+    variance = g.pow(2).sum()
     return torch.stack([(g[: len(g) - k] * g[k:]).sum() / variance for k in range(max_lag + 1)])
 
 
+SPANS = ("examples", "range")
+
+
 def shattered_gradients(net: nn.Module, x: torch.Tensor, lines: int = 8, points: int = 256,
-                        max_lag: int = 32, seed: int = 0) -> dict:
-    """Mean autocorrelation of g(t) over ``lines`` lines joining consecutive examples of ``x``.
+                        max_lag: int = 32, seed: int = 0, span: str = "examples") -> dict:
+    """Mean autocorrelation of g(t) over ``lines`` lines, each with its own random projection of
+    the outputs: lines joining consecutive examples of ``x`` (``span="examples"``), or each time
+    the line from x's elementwise minimum to its maximum (``span="range"``).
 
     Measures a copy of ``net`` in training mode (batch norm uses the line's statistics, as during
     training), so the network itself, its running statistics and the random stream are untouched.
     Returns ``autocorr`` (lags 0..max_lag), ``lag1`` and the first line's ``gradient`` trace.
     """
-    if len(x) < lines + 1:
+    if span not in SPANS:
+        raise ValueError(f"span={span!r} is not allowed; use examples or range")
+    if span == "examples" and len(x) < lines + 1:
         raise ValueError(f"shattered gradients need {lines + 1} examples, got {len(x)}")
+    low, high = x.min(0).values, x.max(0).values
     probe = copy.deepcopy(net).train()
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -71,7 +88,8 @@ def shattered_gradients(net: nn.Module, x: torch.Tensor, lines: int = 8, points:
     for i in range(lines):
         projection = torch.randn(out_dim, generator=generator).to(x.device)
         with torch.enable_grad():
-            traces.append(line_gradients(probe, x[i], x[i + 1], points, projection).detach())
+            a, b = (low, high) if span == "range" else (x[i], x[i + 1])
+            traces.append(line_gradients(probe, a, b, points, projection).detach())
     mean = torch.stack([autocorrelation(g, max_lag) for g in traces]).mean(0)
     return {"autocorr": mean.tolist(), "lag1": float(mean[1]), "gradient": traces[0].tolist()}
 
@@ -80,11 +98,14 @@ class Diagnostics(L.Callback):
     """Records per-layer activation and gradient stds; optionally the shattered gradients."""
 
     def __init__(self, output_dir: str, every_n_steps: int = 100, shattered: bool = False,
-                 lines: int = 8, points: int = 256, max_lag: int = 32) -> None:
+                 lines: int = 8, points: int = 256, max_lag: int = 32, span: str = "examples") -> None:
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps={every_n_steps} is not allowed; it must be >= 1")
+        if span not in SPANS:
+            raise ValueError(f"span={span!r} is not allowed; use examples or range")
         self.output_dir, self.every_n_steps = Path(output_dir), every_n_steps
         self.shattered, self.lines, self.points, self.max_lag = shattered, lines, points, max_lag
+        self.span = span
         self.record: dict = {"layers": [], "history": []}
         self._hooks: list = []
         self._act_std: list[float] = []
@@ -97,7 +118,7 @@ class Diagnostics(L.Callback):
         step = trainer.global_step
         if step == 0 and self.shattered and "shattered" not in self.record:
             self.record["shattered"] = shattered_gradients(
-                pl_module.net, batch[0], self.lines, self.points, self.max_lag)
+                pl_module.net, batch[0], self.lines, self.points, self.max_lag, span=self.span)
             self._log(trainer, {"diag/shattered_lag1": self.record["shattered"]["lag1"]}, step)
         if step % self.every_n_steps == 0:
             self._act_std = []

@@ -64,10 +64,18 @@ def he(model: nn.Module, mode: str = "fan_in", gain: float = math.sqrt(2.0)) -> 
         nn.init.normal_(weight, 0.0, gain / math.sqrt(fan))
 
 
-def glorot(model: nn.Module, gain: float = 1.0) -> None:
-    """Glorot/Xavier uniform init: variance 2 / (fan_in + fan_out)."""
+def glorot(model: nn.Module, gain: float = 1.0, biases: bool = False) -> None:
+    """Glorot/Xavier uniform init: variance 2 / (fan_in + fan_out).
+
+    ``biases``: draw each linear layer's biases from the same distribution as its weights
+    instead of zero, as Prince's fig 11.3 (shattered gradients) initialises them.
+    """
     for weight in _weights(model):
         nn.init.xavier_uniform_(weight, gain=gain)
+    for module in model.modules() if biases else ():
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            bound = gain * math.sqrt(6.0 / (module.in_features + module.out_features))
+            nn.init.uniform_(module.bias, -bound, bound)
 
 
 def normal(model: nn.Module, std: float = 0.02) -> None:

@@ -4,7 +4,7 @@ architecture (plain/residual, with or without batch norm)."""
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dlstudies.studies.figures import errorbar, mean, over_seeds, residual_variant, value_ticks
+from dlstudies.studies.figures import errorbar, mean, over_seeds, residual_variant, swept_axes
 
 COLUMNS = {"depth": "model.net.depth", "residual": "model.net.residual"}
 
@@ -16,10 +16,9 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     for variant, part in table.groupby("variant"):
         errorbar(axes[0], over_seeds(part, ["depth"], "trainset/loss"), "depth", variant)
         errorbar(axes[1], over_seeds(part, ["depth"], "test/err"), "depth", variant, scale=100)
-    for ax, title in zip(axes, ("training loss (whole training set)", "test error (%)")):
-        ax.set(xscale="log", xlabel="hidden layers", title=title)
-        value_ticks(ax, table["depth"])
-        ax.legend()
+    titles = ("training loss, whole training set (optimisation: degradation)",
+              "test error, % (what it costs, with generalisation)")
+    swept_axes(axes, titles, table["depth"], "hidden layers")
     axes[0].set_yscale("log")
     lines = []
     for variant, part in table.groupby("variant"):

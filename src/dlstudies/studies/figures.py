@@ -1,5 +1,7 @@
 """What the studies' figures share: statistics over seeds, error bars, ticks at the swept values."""
 
+from collections.abc import Sequence
+
 import pandas as pd
 from matplotlib.axes import Axes
 
@@ -21,6 +23,14 @@ def value_ticks(ax: Axes, values: pd.Series) -> None:
     ticks = sorted(values.dropna().unique())
     ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
     ax.minorticks_off()
+
+
+def swept_axes(axes: Sequence[Axes], titles: tuple[str, ...], values: pd.Series, xlabel: str) -> None:
+    """Each axis titled, with a log x axis ticked at the swept ``values``, and a legend."""
+    for ax, title in zip(axes, titles):
+        ax.set(xscale="log", xlabel=xlabel, title=title)
+        value_ticks(ax, values)
+        ax.legend()
 
 
 def mean(table: pd.DataFrame, value: str) -> float:
