@@ -84,7 +84,7 @@ def test_the_scalar_grid_is_one_standardised_input_feature_labelled_by_sign() ->
     data = ScalarGridDataModule(points=11, batch_size=11)
     data.setup()
     x, y = data.splits["train"]
-    assert x.shape == (11, 1) and data.model_kwargs()["net"] == {"in_features": 1, "num_classes": 2}
+    assert x.shape == (11, 1) and data.model_kwargs()["net"] == {"in_shape": [1], "num_classes": 2}
     assert torch.equal(y, (x[:, 0] >= 0).long()) and float(x.mean()) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match=r"^data.points=1, data.low=0.0, data.high=1.0 are not allowed"):
         ScalarGridDataModule(points=1, low=0.0, high=1.0)
