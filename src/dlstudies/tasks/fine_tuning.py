@@ -77,7 +77,7 @@ class EncoderClassifier(Classifier):
 
     def __init__(self, net: nn.Module, class_names: Sequence[str], vocab: Sequence[str] | None = None,
                  pretrained: str | None = None, pretraining_overrides: Sequence[str] = (),
-                 pretraining_dir: str = "outputs/pretraining", freeze_encoder: bool = False,
+                 pretraining_dir: str = "outputs/pretrained", freeze_encoder: bool = False,
                  **task_kwargs) -> None:
         super().__init__(net, class_names, **task_kwargs)
         self.vocab = None if vocab is None else list(vocab)
