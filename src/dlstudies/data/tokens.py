@@ -46,3 +46,11 @@ class TokenDataModule(TensorDataModule):
         """What the model needs from the data, as plain data (stored in checkpoints)."""
         return {"net": {"vocab_size": len(self.vocab)}, "vocab": self.vocab, "lines": not self.stream,
                 "separator": self.separator}
+
+
+def trim_padding(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """A batch of ``IGNORE``-padded rows (inputs first) without the columns past its longest row,
+    which are all padding: on the CPU, before the copy to the device, at no cost. Tensors of
+    one value per row (sequence labels) stay as they are."""
+    length = int((batch[0] != IGNORE).sum(1).max())
+    return tuple(t[:, :length] if t.dim() > 1 else t for t in batch)

@@ -56,6 +56,23 @@ class TransformerBlock(nn.Module):
         return x + self.mlp(self.norm_2(x))
 
 
+def _normal_weights(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def init_gpt_weights(model: nn.Module, depth: int) -> None:
+    """GPT-2's initialization: N(0, 0.02) for linear and embedding weights, zero biases, and the
+    residual branches' output projections shrunk by 1/sqrt(2 depth), which keeps the residual
+    stream's variance from growing with depth (each block adds two branches)."""
+    model.apply(_normal_weights)
+    for name, param in model.named_parameters():
+        if name.endswith("proj.weight"):
+            nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * depth))
+
+
 class TransformerLanguageModel(nn.Module):
     """Token + learned position embeddings, ``depth`` causal TransformerBlocks of ``width`` with
     ``heads`` heads, and a (tied) linear head; GPT-2's N(0, 0.02) initialization."""
@@ -78,22 +95,9 @@ class TransformerLanguageModel(nn.Module):
         # blocks already end with one.
         self.norm_f = nn.Identity() if post_ln else norm(width)
         self.head = nn.Linear(width, vocab_size, bias=False)
-        self.apply(self._init_weights)
+        init_gpt_weights(self, depth)
         if tie_weights:
             self.head.weight = self.wte.weight
-        # Each block adds two residual branches; shrinking their output projections by
-        # 1/sqrt(2 depth) keeps the residual stream's variance from growing with depth (GPT-2).
-        for name, param in self.named_parameters():
-            if name.endswith("proj.weight"):
-                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * depth))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        """GPT-2's N(0, 0.02) for linear and embedding weights, zero biases."""
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits (B, T, V) for tokens (B, T), T <= block_size."""

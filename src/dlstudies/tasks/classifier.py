@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from dlstudies.models.ensemble import Ensemble
@@ -21,7 +21,8 @@ class Classifier(Task):
 
     Metrics: ``train/loss`` and ``train/acc`` per batch; at each validation ``val/*`` and
     ``trainset/*`` (the training split evaluated like the validation split, so studies can
-    compare training losses); ``test/*`` plus ``test/class_acc/<class>`` at the end.
+    compare training losses); ``test/*`` plus ``test/class_acc/<class>`` at the end. Subclasses
+    add metrics to ``eval_metrics`` and say what an example is (``logits_and_labels``).
 
     ``regularizer.ensemble = k > 1`` trains k members (different random initialisations) side by
     side; evaluation averages their predicted probabilities, and ``test/member_acc`` is the mean
@@ -34,7 +35,8 @@ class Classifier(Task):
         self.class_names, self.ensemble = list(class_names), k
         c = len(self.class_names)
         self.eval_loss = nn.ModuleDict({s: MeanMetric() for s in EVAL_STAGES})
-        self.eval_acc = nn.ModuleDict({s: MulticlassAccuracy(c, average="micro") for s in EVAL_STAGES})
+        self.eval_metrics = nn.ModuleDict(
+            {s: MetricCollection({"acc": MulticlassAccuracy(c, average="micro")}) for s in EVAL_STAGES})
         self.class_acc = MulticlassAccuracy(c, average=None)
         self.member_acc = MeanMetric()
 
@@ -45,9 +47,13 @@ class Classifier(Task):
             return logits.log_softmax(-1).logsumexp(0) - math.log(self.ensemble)
         return logits.log_softmax(-1)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def logits_and_labels(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, C) (an ensemble's (k, B, C)) and labels (B,) of a batch's examples."""
         x, y = batch
-        logits = self.net(x)
+        return self.net(x), y
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits, y = self.logits_and_labels(batch)
         members = logits if self.ensemble > 1 else logits[None]
         losses = torch.stack([F.cross_entropy(m, y, label_smoothing=self.label_smoothing) for m in members])
         if self.is_logging_step():
@@ -56,21 +62,20 @@ class Classifier(Task):
         return self.regularized(losses.sum())  # the sum: each member's own gradient
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
-        x, y = batch
-        logits = self.net(x)
+        logits, y = self.logits_and_labels(batch)
         log_probs = self.log_probs(logits)
         if stage == "test" and self.ensemble > 1:
             self.member_acc.update((logits.argmax(-1) == y).float().mean(), weight=len(y))
         self.eval_loss[stage].update(F.nll_loss(log_probs, y), weight=len(y))
-        self.eval_acc[stage].update(log_probs, y)
+        self.eval_metrics[stage].update(log_probs, y)
         if stage == "test":
             self.class_acc.update(log_probs, y)
 
     def _log_eval(self, stage: str) -> dict[str, torch.Tensor]:
-        metrics = {f"{stage}/loss": self.eval_loss[stage].compute(),
-                   f"{stage}/acc": self.eval_acc[stage].compute()}
+        metrics = {f"{stage}/loss": self.eval_loss[stage].compute()}
+        metrics |= {f"{stage}/{name}": value for name, value in self.eval_metrics[stage].compute().items()}
         self.eval_loss[stage].reset()
-        self.eval_acc[stage].reset()
+        self.eval_metrics[stage].reset()
         return metrics
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int,
