@@ -63,5 +63,5 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     if len(maps):
         row = maps.iloc[0]
         axes[2].imshow(imread(row["attention_map"]))
-        axes[2].set_title(f"{row['variant']}: attention map of a test sentence")
+        axes[2].set_title(f"attention map ({row['variant']})")
     return lines
