@@ -94,24 +94,27 @@ def test_bad_data_input_fails_in_one_line(case: str, tmp_path: Path) -> None:
     assert "\n" not in str(error.value)
 
 
+def outputs_before_and_after(name: str, side: str, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (2, 6, V) of a net, then again with the token at ``position`` of the source or the
+    target changed."""
+    net = make(name)
+    inputs = {"src": batch([6, 6], 6)[0], "tgt": targets(2, 6)}
+    changed = dict(inputs)
+    changed[side] = inputs[side].clone()
+    changed[side][:, position] = torch.where(inputs[side][:, position] == 4, 5, 4)
+    pad = inputs["src"] == PAD
+    return net(inputs["src"], pad, inputs["tgt"]), net(changed["src"], pad, changed["tgt"])
+
+
 @pytest.mark.parametrize("name", ATTENDING)
 def test_cross_attention_reads_the_source(name: str) -> None:
-    net = make(name)
-    src, pad = batch([6, 6], 6)
-    tgt = targets(2, 5)
-    changed = src.clone()
-    changed[:, 2] = torch.where(src[:, 2] == 4, 5, 4)
-    assert not torch.allclose(net(src, pad, tgt), net(changed, pad, tgt), atol=1e-4)
+    before, after = outputs_before_and_after(name, "src", 2)
+    assert not torch.allclose(before, after, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", NETS)
 def test_a_future_target_token_never_changes_an_earlier_prediction(name: str) -> None:
-    net = make(name)
-    src, pad = batch([5, 3], 5)
-    tgt = targets(2, 6)
-    changed = tgt.clone()
-    changed[:, 4] = torch.where(tgt[:, 4] == 3, 6, 3)
-    before, after = net(src, pad, tgt), net(src, pad, changed)
+    before, after = outputs_before_and_after(name, "tgt", 4)
     torch.testing.assert_close(before[:, :4], after[:, :4])  # predictions made before reading token 4
     assert not torch.allclose(before[:, 4], after[:, 4], atol=1e-4)
 

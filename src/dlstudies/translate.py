@@ -4,7 +4,6 @@
 import sys
 
 import hydra
-import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
@@ -26,8 +25,12 @@ def translate(module: Seq2Seq, text: str, beam_size: int = 1, plot: str | None =
     return module.text(output.tolist(), module.tgt_vocab)[1]
 
 
+register_resolvers()  # before Hydra resolves conf/translate.yaml's paths (${dls.root:})
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="translate")
-def _main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> None:
+    """Console entry point: translate ``text``; bad input exits 2 with one line."""
     try:
         module, _ = load_module(cfg.ckpt_path)
         if not isinstance(module, Seq2Seq):
@@ -37,13 +40,6 @@ def _main(cfg: DictConfig) -> None:
     except ConfigError as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
-
-
-def main() -> None:
-    """Console entry point."""
-    register_resolvers()
-    torch.set_grad_enabled(False)
-    _main()
 
 
 if __name__ == "__main__":

@@ -100,18 +100,22 @@ class TranslationDataModule(TensorDataModule):
         return self.cache_dir / "translation" / f"{key}.pt"
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
+        if not self.splits:
+            stored = self._cached()
+            self.src_vocab, self.tgt_vocab = stored["src_vocab"], stored["tgt_vocab"]
+            self.splits = {split: tuple(tensors) for split, tensors in stored["splits"].items()}
+
+    def _cached(self) -> dict:
+        """The vocabularies and split tensors: from the cache file, else built (and then saved
+        atomically: parallel jobs may build the same file at once)."""
         cache = self.cache_file()
         if cache is not None and cache.is_file():
-            stored = torch.load(cache, weights_only=True)
-        else:
-            stored = self._build()
-            if cache is not None:
-                with atomic_path(cache) as tmp:  # parallel jobs may build the same cache at once
-                    torch.save(stored, tmp)
-        self.src_vocab, self.tgt_vocab = stored["src_vocab"], stored["tgt_vocab"]
-        self.splits = {split: tuple(tensors) for split, tensors in stored["splits"].items()}
+            return torch.load(cache, weights_only=True)
+        stored = self._build()
+        if cache is not None:
+            with atomic_path(cache) as tmp:
+                torch.save(stored, tmp)
+        return stored
 
     def _build(self) -> dict:
         """Tokenize, drop over-long pairs, split, build both vocabularies, encode."""
