@@ -1,5 +1,5 @@
 """Translation pieces in process: the pair sources and their bad input, the encoder-decoders'
-causality, padding and attention paths, batched greedy and beam search against exhaustive
+causality, padding, attention paths and step-by-step decoding, batched greedy and beam search against exhaustive
 enumeration, and the metrics on hand-made pairs."""
 
 import itertools
@@ -13,6 +13,7 @@ from dlstudies.config.errors import ConfigError
 from dlstudies.data.pair_sources import date_pairs, number_pairs, read_pairs
 from dlstudies.data.translation import BOS, EOS, PAD, TranslationDataModule
 from dlstudies.decoding import Specials, beam_search, greedy
+from dlstudies.models.attention import MultiHeadAttention
 from dlstudies.models.encoder_decoder import EncoderDecoderTransformer
 from dlstudies.models.seq2seq import Seq2SeqRNN
 from dlstudies.tasks.seq2seq import TranslationMetrics, bucket_names
@@ -131,6 +132,25 @@ def test_padding_never_changes_the_outputs_of_real_positions(name: str) -> None:
     torch.testing.assert_close(net(longer_src, longer_pad, longer_tgt)[:, :4], reference, atol=1e-5, rtol=1e-5)
     alone = net(src[1:, :3], pad[1:, :3], tgt[1:])  # the short row without the batch's padding
     torch.testing.assert_close(alone, reference[1:], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_decoding_step_by_step_gives_the_teacher_forced_logits(name: str) -> None:
+    net = make(name)
+    src, pad = batch([5, 3], 5)
+    tgt = targets(2, 6)
+    state, steps = net.encode(src, pad), []
+    for t in range(tgt.size(1)):
+        logits, state = net.step(tgt[:, t], state)
+        steps.append(logits)
+    torch.testing.assert_close(torch.stack(steps, 1), net(src, pad, tgt), atol=1e-5, rtol=1e-5)
+
+
+def test_causal_queries_over_a_longer_prefix_are_the_last_rows_of_self_attention() -> None:
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(16, 4, causal=True).eval()
+    x = torch.randn(2, 7, 16)
+    torch.testing.assert_close(attention(x[:, 4:], x), attention(x)[:, 4:], atol=1e-6, rtol=1e-5)
 
 
 def test_without_attention_the_decoder_sees_only_the_final_state() -> None:

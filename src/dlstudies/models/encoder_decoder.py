@@ -34,7 +34,7 @@ class EncoderDecoderTransformer(nn.Module):
     """Source and target embeddings, ``depth`` encoder blocks, ``depth`` decoder blocks of
     ``width`` with ``heads`` heads, and a linear head over the target vocabulary.
 
-    ``encode`` -> state, ``step`` (one token per row, for decoding) and ``forward`` (teacher
+    ``encode`` -> state, ``step`` (one new token per row, for decoding) and ``forward`` (teacher
     forcing) give the same logits; the state holds only tensors with the batch first, so a beam
     search reorders it by indexing.
     """
@@ -63,15 +63,19 @@ class EncoderDecoderTransformer(nn.Module):
             if name.endswith("proj.weight"):
                 nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * depth))
 
-    def _embed(self, embedding: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
-        return self.drop(embedding(ids) + sinusoids(ids.size(1), embedding.embedding_dim, ids.device))
+    def _embed(self, embedding: nn.Embedding, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token embeddings plus the sinusoids of positions ``start``, ``start + 1``, ..."""
+        positions = sinusoids(start + ids.size(1), embedding.embedding_dim, ids.device)[start:]
+        return self.drop(embedding(ids) + positions)
 
     def encode(self, src: torch.Tensor, src_pad: torch.Tensor) -> State:
         """Encoder states of source ids (B, S); ``src_pad`` (B, S) is True at padding."""
         x = self._embed(self.src_embedding, src)
         for block in self.encoder:
             x = block(x, key_padding_mask=src_pad)
-        return {"memory": self.norm_encoder(x), "src_pad": src_pad, "prefix": src.new_empty(src.size(0), 0)}
+        state = {"memory": self.norm_encoder(x), "src_pad": src_pad}
+        empty = x.new_empty(x.size(0), 0, x.size(2))
+        return state | {f"prefix_{i}": empty for i in range(len(self.decoder))}  # each block's inputs so far
 
     def decode(self, tgt: torch.Tensor, state: State, need_weights: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -91,8 +95,13 @@ class EncoderDecoderTransformer(nn.Module):
         return (logits, weights) if need_weights else logits
 
     def step(self, token: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Logits (B, V) of the token after ``token`` (B,), given the prefix decoded so far; the
-        decoder re-reads the whole prefix (targets are short, so no key/value cache)."""
-        prefix = torch.cat([state["prefix"], token[:, None]], dim=1)
-        logits, _ = self.decode(prefix, state)
-        return logits[:, -1], {**state, "prefix": prefix}
+        """Logits (B, V) of the token after ``token`` (B,). Only the new position runs through the
+        decoder: each block keeps its inputs at the earlier positions in the state, and the new
+        position attends to them."""
+        x = self._embed(self.tgt_embedding, token[:, None], start=state["prefix_0"].size(1))
+        state = dict(state)
+        for i, block in enumerate(self.decoder):
+            prefix = state[f"prefix_{i}"]
+            state[f"prefix_{i}"] = torch.cat([prefix, x], 1)
+            x, _ = block(x, state["memory"], state["src_pad"], prefix=prefix)
+        return self.head(self.norm_decoder(x))[:, -1], state

@@ -71,11 +71,19 @@ class DecoderBlock(TransformerBlock):
         self.cross = MultiHeadAttention(width, heads, dropout, bias)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_padding_mask: torch.Tensor | None = None,
-                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                need_weights: bool = False, prefix: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, T, width) target states and (B, S, width) encoder states -> (B, T, width), and with
-        ``need_weights`` the cross-attention weights (B, heads, T, S). Right-padded targets need
-        no mask of their own: a causal query never reaches the padding after it."""
-        x = self.norm_1(x + self.attn(x)) if self.post_ln else x + self.attn(self.norm_1(x))
+        ``need_weights`` the cross-attention weights (B, heads, T, S). ``prefix`` (B, P, width):
+        this block's inputs at the P positions before ``x`` (decoding one token at a time), which
+        ``x`` attends to as well. Right-padded targets need no mask of their own: a causal query
+        never reaches the padding after it."""
+        seen = x if prefix is None else torch.cat([prefix, x], 1)
+        if self.post_ln:
+            x = self.norm_1(x + self.attn(x, None if prefix is None else seen))
+        else:
+            normed = self.norm_1(seen)
+            x = x + self.attn(normed[:, -x.size(1):], None if prefix is None else normed)
         query = x if self.post_ln else self.norm_cross(x)
         read = self.cross(query, memory, key_padding_mask=memory_padding_mask, need_weights=need_weights)
         read, weights = read if need_weights else (read, None)
