@@ -54,7 +54,7 @@ def config(steps: int):
     register_resolvers()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=numbers_transformer", f"trainer.max_steps={steps}",
-                                          "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
+                                          "+trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
                                           "trainer.accelerator=cpu", "+trainer.enable_checkpointing=false",
                                           "callbacks=none", "logger=none"])
     with open_dict(cfg):
