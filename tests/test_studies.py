@@ -165,7 +165,7 @@ def test_scales_are_the_sizes_the_named_sweep_defines(tmp_path: Path, monkeypatc
     with pytest.raises(ConfigError, match=r"^study.scale=huge is not an option of sweep=l2; "
                                           r"allowed: default, smoke$"):
         check_choices(["-m", "+sweep=l2", "study.scale=huge"])
-    with pytest.raises(ConfigError, match=r"^sweep=depth is not an option; allowed: activation, batch_size, "):
+    with pytest.raises(ConfigError, match=r"^sweep=depth is not an option; allowed: activation, attention_vs_length, "):
         check_choices(["-m", "study.scale=smoke", "+sweep=depth"])
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "toy.yaml").write_text("study:\n  sizes:\n    tiny: {}\n    full: {}\n")
