@@ -16,6 +16,7 @@ from dlstudies.config.argv import check_choices, group_options
 from dlstudies.config.errors import ConfigError
 from dlstudies.tasks.classifier import Classifier
 from dlstudies.tasks.language_model import LanguageModel
+from dlstudies.tasks.seq2seq import Seq2Seq
 
 # Groups whose options build objects of their own here; optimizer, scheduler, norm, activation,
 # init and regularizer options have the tests further down.
@@ -36,6 +37,11 @@ def check_model(cfg: DictConfig) -> None:
         module = instantiate(cfg.model, net={"vocab_size": len(VOCAB), "num_classes": 4, "block_size": 8},
                              class_names=list("abcd"))
         assert isinstance(module, Classifier) and module(torch.zeros(2, 8, dtype=torch.long)).shape == (2, 8, 4)
+    elif cfg.model._target_.endswith("Seq2Seq"):
+        module = instantiate(cfg.model, net={"src_vocab_size": 11, "tgt_vocab_size": 7}, src_vocab=VOCAB,
+                             tgt_vocab=VOCAB[:7])
+        src, tgt = torch.randint(1, 11, (2, 5)), torch.randint(1, 7, (2, 4))
+        assert isinstance(module, Seq2Seq) and module(src, tgt).shape == (2, 4, 7)
     else:
         module = instantiate(cfg.model, net={"in_shape": [40], "num_classes": 4}, class_names=list("abcd"))
         assert isinstance(module, Classifier) and module(torch.zeros(2, 40)).shape[-2:] == (2, 4)

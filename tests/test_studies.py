@@ -206,7 +206,7 @@ def test_scales_are_the_sizes_the_named_sweep_defines(tmp_path: Path, monkeypatc
                                           r"allowed: default, smoke$"):
         check_choices(["-m", "+sweep=l2", "study.scale=huge"])
     with pytest.raises(ConfigError, match=r"^sweep=depth is not an option; "
-                                          r"allowed: activation, activation_swish, batch_size, "):
+                                          r"allowed: activation, activation_swish, attention_vs_length, batch_size, "):
         check_choices(["-m", "study.scale=smoke", "+sweep=depth"])
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "toy.yaml").write_text("study:\n  sizes:\n    tiny: {}\n    full: {}\n")

@@ -13,7 +13,9 @@ class MultiHeadAttention(nn.Module):
     """Queries from ``x``; keys and values from ``x`` (self-attention) or from ``memory``
     (cross-attention: a decoder reading its encoder's states).
 
-    ``causal``: query t sees only keys 0..t (a decoder's self-attention). The q, k, v projections
+    ``causal``: query t sees only keys 0..t (a decoder's self-attention). With ``memory`` longer
+    than ``x`` the queries are the last positions of the keys (a decoder step over its cached
+    prefix): query t of T sees keys 0..S-T+t. The q, k, v projections
     are one (3 width, width) matrix, laid out like nn.MultiheadAttention's ``in_proj_weight``:
     self-attention projects all three in one matmul, cross-attention applies the q rows to ``x``
     and the k, v rows to ``memory``.
@@ -61,8 +63,9 @@ class MultiHeadAttention(nn.Module):
               device: torch.device) -> torch.Tensor | None:
         """Boolean (B or 1, 1, T, S) mask, True where a query may attend; None when SDPA needs none."""
         mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
-        if self.causal and (mask is not None or need_weights):
-            causal = torch.ones(T, S, dtype=torch.bool, device=device).tril()
+        # SDPA's is_causal aligns query 0 with key 0, so keys beyond the queries need the mask
+        if self.causal and (mask is not None or need_weights or T != S):
+            causal = torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)
             mask = causal if mask is None else mask & causal
         return mask
 

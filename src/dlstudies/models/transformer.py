@@ -73,6 +73,42 @@ def init_gpt_weights(model: nn.Module, depth: int) -> None:
             nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * depth))
 
 
+class DecoderBlock(TransformerBlock):
+    """The encoder-decoder's decoder block (fig 12.14): masked self-attention over the target so
+    far, cross-attention whose queries come from the decoder and keys and values from the
+    encoder's states ``memory``, then the feed-forward net; each inside a residual branch, pre-
+    or post-LN as the encoder's blocks."""
+
+    def __init__(self, width: int, heads: int, *, dropout: float = 0.0, bias: bool = True,
+                 post_ln: bool = False, norm: NormFactory = nn.LayerNorm,
+                 activation: Callable[[], nn.Module] = nn.GELU) -> None:
+        super().__init__(width, heads, causal=True, dropout=dropout, bias=bias, post_ln=post_ln, norm=norm,
+                         activation=activation)
+        self.norm_cross = norm(width)
+        self.cross = MultiHeadAttention(width, heads, dropout, bias)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_padding_mask: torch.Tensor | None = None,
+                need_weights: bool = False, prefix: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, width) target states and (B, S, width) encoder states -> (B, T, width), and with
+        ``need_weights`` the cross-attention weights (B, heads, T, S). ``prefix`` (B, P, width):
+        this block's inputs at the P positions before ``x`` (decoding one token at a time), which
+        ``x`` attends to as well. Right-padded targets need no mask of their own: a causal query
+        never reaches the padding after it."""
+        seen = x if prefix is None else torch.cat([prefix, x], 1)
+        if self.post_ln:
+            x = self.norm_1(x + self.attn(x, None if prefix is None else seen))
+        else:
+            normed = self.norm_1(seen)
+            x = x + self.attn(normed[:, -x.size(1):], None if prefix is None else normed)
+        query = x if self.post_ln else self.norm_cross(x)
+        read = self.cross(query, memory, key_padding_mask=memory_padding_mask, need_weights=need_weights)
+        read, weights = read if need_weights else (read, None)
+        x = self.norm_cross(x + read) if self.post_ln else x + read
+        x = self.norm_2(x + self.mlp(x)) if self.post_ln else x + self.mlp(self.norm_2(x))
+        return x, weights
+
+
 class TransformerLanguageModel(nn.Module):
     """Token + learned position embeddings, ``depth`` causal TransformerBlocks of ``width`` with
     ``heads`` heads, and a (tied) linear head; GPT-2's N(0, 0.02) initialization."""
