@@ -15,7 +15,7 @@ from torch import nn
 
 from dlstudies.models.norms import NormFactory
 from dlstudies.models.sizes import check_sizes
-from dlstudies.models.transformer import DecoderBlock, TransformerBlock, TransformerLanguageModel
+from dlstudies.models.transformer import DecoderBlock, TransformerBlock, init_gpt_weights
 
 State = dict[str, torch.Tensor]
 
@@ -56,12 +56,8 @@ class EncoderDecoderTransformer(nn.Module):
         self.norm_encoder = nn.Identity() if post_ln else norm(width)
         self.norm_decoder = nn.Identity() if post_ln else norm(width)
         self.head = nn.Linear(width, tgt_vocab_size, bias=False)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                TransformerLanguageModel._init_weights(module)
-        for name, param in self.named_parameters():  # GPT-2's scaled residual projections
-            if name.endswith("proj.weight"):
-                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * depth))
+        # Embeddings keep PyTorch's N(0, 1): they are added to sinusoids of amplitude 1.
+        init_gpt_weights(self, depth, embeddings=False)
 
     def _embed(self, embedding: nn.Embedding, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Token embeddings plus the sinusoids of positions ``start``, ``start + 1``, ..."""

@@ -56,18 +56,19 @@ class TransformerBlock(nn.Module):
         return x + self.mlp(self.norm_2(x))
 
 
-def _normal_weights(module: nn.Module) -> None:
-    if isinstance(module, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(module.weight, mean=0.0, std=0.02)
-    if isinstance(module, nn.Linear) and module.bias is not None:
-        nn.init.zeros_(module.bias)
+def init_gpt_weights(model: nn.Module, depth: int, embeddings: bool = True) -> None:
+    """GPT-2's initialization: N(0, 0.02) for linear (and, with ``embeddings``, embedding) weights,
+    zero biases, and the residual branches' output projections shrunk by 1/sqrt(2 depth), which
+    keeps the residual stream's variance from growing with depth (each block adds two branches)."""
+    kinds = (nn.Linear, nn.Embedding) if embeddings else nn.Linear
 
+    def normal_weights(module: nn.Module) -> None:
+        if isinstance(module, kinds):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
-def init_gpt_weights(model: nn.Module, depth: int) -> None:
-    """GPT-2's initialization: N(0, 0.02) for linear and embedding weights, zero biases, and the
-    residual branches' output projections shrunk by 1/sqrt(2 depth), which keeps the residual
-    stream's variance from growing with depth (each block adds two branches)."""
-    model.apply(_normal_weights)
+    model.apply(normal_weights)
     for name, param in model.named_parameters():
         if name.endswith("proj.weight"):
             nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * depth))
