@@ -1,13 +1,16 @@
-"""The pre-training study's trend lines from job folders with known results, and the BERT
-experiments and the study run through the real command line at smoke size."""
+"""The pre-training study's trend lines from job folders with known results, the n-gram baseline,
+and the BERT experiments and the study run through the real command line at smoke size."""
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import run_command
+from dlstudies.callbacks.ngram_baseline import NgramBaseline
 from dlstudies.report import report
 from test_studies import job, make_sweep
 
@@ -64,3 +67,15 @@ def test_pretraining_study_smoke_then_report(tmp_path: Path) -> None:
     table = pd.read_csv(outputs["csv"])
     assert len(table) == 4 and set(table["status"]) == {"completed"} and table["ngram_acc"].notna().all()
     assert outputs["png"].is_file() and "pre-training's gain" in outputs["txt"].read_text()
+
+
+def test_the_ngram_baseline_learns_names_by_their_letters_and_logs_its_test_accuracy() -> None:
+    train = ["anna", "maria", "julia", "emma", "sofia", "mark", "john", "peter", "tom", "erik"] * 3
+    test = ["lena", "carla", "frank", "jack"]
+    labels = torch.tensor([int(name.endswith("a")) for name in train])
+    data = SimpleNamespace(texts={"train": train, "test": test},
+                           splits={"train": (None, labels), "test": (None, torch.tensor([1, 1, 0, 0]))})
+    logged: dict[str, float] = {}
+    module = SimpleNamespace(log=lambda name, value: logged.update({name: value}))
+    NgramBaseline(n=2).on_test_epoch_end(SimpleNamespace(datamodule=data), module)
+    assert logged == {"test/ngram_acc": 1.0}
