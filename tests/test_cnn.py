@@ -4,6 +4,7 @@ for convolutions."""
 import functools
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -111,12 +112,14 @@ def _waves(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.sin((y[:, None] + 1) * 2 * math.pi * t / 40 + phase) + 0.3 * torch.randn(n, 40, generator=g), y
 
 
-@pytest.mark.parametrize("net", [
-    CNN((40,), 4, depth=3, width=8, block_layers=1, residual=True),
-    RNNClassifier((40,), 4, width=16),
-])
-def test_cnn_and_rnn_classifiers_learn_a_tiny_set(net: nn.Module) -> None:
-    torch.manual_seed(0)
+@pytest.mark.parametrize("make_net", [
+    lambda: CNN((40,), 4, depth=3, width=8, block_layers=1, residual=True),
+    lambda: RNNClassifier((40,), 4, width=16),
+], ids=["cnn", "gru"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cnn_and_rnn_classifiers_learn_a_tiny_set(make_net: Callable[[], nn.Module], seed: int) -> None:
+    torch.manual_seed(seed)  # built here, not at collection, so the weights do not depend on test order
+    net = make_net()
     x, y = _waves(128, 0)
     optimizer = torch.optim.Adam(net.parameters(), lr=0.02)
     start = nn.functional.cross_entropy(net(x), y).item()

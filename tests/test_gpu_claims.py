@@ -163,6 +163,7 @@ def test_six_jobs_of_different_lengths_on_two_gpus_never_share_one(tmp_path: Pat
     assert threads == {max(1, (os.cpu_count() or 1) // 2)}  # n_jobs = 2 GPUs: half the cores each
 
 
+@pytest.mark.slow  # ~50 s: DDP process groups per job; placement of DDP jobs is also tested in-process above
 def test_two_gpu_ddp_jobs_on_four_gpus_never_overlap(tmp_path: Path, names_file: Path) -> None:
     result = run_command(["-m", "hydra/launcher=parallel", "trainer=ddp", "trainer.devices=2",
                           "trainer.max_steps=60,5,6", *QUICK, f"data.path={names_file}"], tmp_path,
