@@ -1,6 +1,5 @@
 """The classifier task, the deep/residual MLP, its options, regularizers and initializations."""
 
-import functools
 import json
 import math
 from pathlib import Path
