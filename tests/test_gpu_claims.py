@@ -51,20 +51,21 @@ def four_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_claims_are_exclusive_all_or_nothing_and_wait_for_a_release(tmp_path: Path) -> None:
-    with claim_gpus(tmp_path, ["0", "1", "2"], 1) as first, claim_gpus(tmp_path, ["0", "1", "2"], 1) as second:
-        assert (first, second) == (["0"], ["1"])
-        held: list[list[str]] = []
+    held: list[list[str]] = []
 
-        def two_gpus() -> None:
-            with claim_gpus(tmp_path, ["0", "1", "2"], 2, poll_s=0.01) as gpus:
-                held.append(gpus)
+    def two_gpus() -> None:
+        with claim_gpus(tmp_path, ["0", "1", "2"], 2, poll_s=0.01) as gpus:
+            held.append(gpus)
 
-        waiter = threading.Thread(target=two_gpus)
-        waiter.start()
-        time.sleep(0.3)
-        assert held == []  # only "2" is free: it waits without taking it
-    waiter.join(timeout=5)
-    assert held == [["0", "1"]]
+    with claim_gpus(tmp_path, ["0", "1", "2"], 1) as first:
+        with claim_gpus(tmp_path, ["0", "1", "2"], 1) as second:
+            assert (first, second) == (["0"], ["1"])
+            waiter = threading.Thread(target=two_gpus)
+            waiter.start()
+            time.sleep(0.3)
+            assert held == []  # only "2" is free: it waits without taking it
+        waiter.join(timeout=5)  # "1" released while "0" is still held: it takes "1" and "2"
+        assert held == [["1", "2"]]
 
 
 def test_a_killed_jobs_gpu_is_claimed_by_the_rerun(tmp_path: Path) -> None:
