@@ -145,6 +145,17 @@ def test_rnn_classifier_reads_one_value_per_step_into_the_fused_gru() -> None:
         RNNClassifier((40,), 10, readout="mean")
 
 
+def test_a_bidirectional_rnn_classifier_reads_both_final_states_as_pytorch_returns_them() -> None:
+    net = RNNClassifier((40,), 10, width=6, bidirectional=True)
+    x = torch.randn(3, 40)
+    _, h_n = net.core(x.unsqueeze(-1))  # (directions, B, width): forward's last step, backward's step 0
+    assert torch.allclose(net(x), net.head(torch.cat([h_n[0], h_n[1]], dim=1)), atol=1e-6)
+    paper = RNNClassifier((40,), 10, width=6, readout="all", bidirectional=True)  # the MNIST-1D paper's GRU
+    assert paper.head.in_features == 2 * 6 * 40 and paper(x).shape == (3, 10)
+    with pytest.raises(ConfigError, match=r"^model.net.bidirectional=true is not allowed with model.net.cell=gru"):
+        RNNClassifier((40,), 10, bidirectional=True, norm=nn.LayerNorm)
+
+
 def test_mlp_of_depth_zero_is_logistic_regression() -> None:
     net = MLPClassifier((28, 28), 10, depth=0)
     assert [tuple(p.shape) for p in net.parameters()] == [(10, 784), (10,)]  # one linear map

@@ -175,9 +175,10 @@ class Recurrent(nn.Module):
 
 
 def recurrent_stack(cell: str, input_size: int, hidden_size: int, depth: int, dropout: float = 0.0,
-                    norm: NormFactory | None = None,
-                    activation: Callable[[], nn.Module] | None = None) -> nn.Module:
-    """``depth`` layers of ``cell`` (rnn, lstm or gru) behind nn.LSTM's (batch_first) interface.
+                    norm: NormFactory | None = None, activation: Callable[[], nn.Module] | None = None,
+                    bidirectional: bool = False) -> nn.Module:
+    """``depth`` layers of ``cell`` (rnn, lstm or gru) behind nn.LSTM's (batch_first) interface;
+    ``bidirectional`` (fused cells only) concatenates a backward pass's outputs to the forward's.
 
     Gated cells without a norm are PyTorch's fused nn.LSTM / nn.GRU (cuDNN on GPU); with a norm
     they are the hand-written cells above. The Elman cell is always hand-written (free
@@ -193,7 +194,10 @@ def recurrent_stack(cell: str, input_size: int, hidden_size: int, depth: int, dr
     between = dropout if depth > 1 else 0.0  # fused modules warn on dropout with one layer
     if cell != "rnn" and (norm is None or is_identity(norm)):
         fused = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        return fused(input_size, hidden_size, depth, batch_first=True, dropout=between)
+        return fused(input_size, hidden_size, depth, batch_first=True, dropout=between, bidirectional=bidirectional)
+    if bidirectional:
+        raise ConfigError(f"model.net.bidirectional=true is not allowed with model.net.cell={cell} and a norm; "
+                          "it needs PyTorch's fused gru or lstm (norm=none)")
     make = {"rnn": functools.partial(ElmanCell, activation=activation or nn.Tanh),
             "lstm": LSTMCell, "gru": GRUCell}[cell]
     input_norm, recurrent_norm = recurrent_norms(norm)
