@@ -91,6 +91,15 @@ def test_image_augmentation_shifts_each_image() -> None:
     assert (shifted != x).any(dim=(1, 2)).float().mean() > 0.5  # most images moved
 
 
+def test_image_augmentation_flips_half_the_images_only_with_flip() -> None:
+    x = torch.randn(400, 28, 28)
+    assert torch.equal(MNISTDataModule(max_shift=0).augment_batch(x), x)
+    out = MNISTDataModule(max_shift=0, flip=True).augment_batch(x)
+    mirrored = (out == x.flip(-1)).all(dim=(1, 2))
+    assert (mirrored | (out == x).all(dim=(1, 2))).all()  # each image is itself or its mirror
+    assert 0.4 < mirrored.float().mean() < 0.6
+
+
 def test_mnist1d_generated_offline_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     np.random.seed(123)
     expected_next = np.random.rand()

@@ -16,7 +16,7 @@ from dlstudies.decoding import Specials, beam_search, greedy
 from dlstudies.models.attention import MultiHeadAttention
 from dlstudies.models.encoder_decoder import EncoderDecoderTransformer
 from dlstudies.models.seq2seq import Seq2SeqRNN
-from dlstudies.tasks.seq2seq import TranslationMetrics, bucket_names
+from dlstudies.tasks.seq2seq import ChrF, TranslationMetrics, bucket_names
 
 SRC_V, TGT_V = 12, 9
 SPECIALS = Specials(PAD, BOS, EOS)
@@ -223,3 +223,21 @@ def test_metrics_on_hand_made_pairs() -> None:
     assert float(second["val/loss"]) == pytest.approx(2.0) and float(second["val/acc"]) == pytest.approx(0.5)
     assert float(second["val/chrf"]) == pytest.approx(1.0) and "val/count" not in second
     assert bucket_names([10, 20]) == ["len_1-10", "len_11-20", "len_21+"]
+
+
+def test_chrf_equals_torchmetrics_chrf_over_several_updates() -> None:
+    from torchmetrics.text import CHRFScore
+
+    pairs = [("trois cent quarante-deux", "trois cent quarante-deux"), ("sept mille un", "sept mille deux"),
+             ("le chat dort", "un chat dormait"), ("x", "quatre-vingt-dix-neuf")]
+    ours, reference = ChrF(), CHRFScore()
+    for chunk in (pairs[:2], pairs[2:]):
+        preds, targets = [p for p, _ in chunk], [[t] for _, t in chunk]
+        ours.update(preds, targets)
+        reference.update(preds, targets)
+    assert 0.1 < float(reference.compute()) < 0.9
+    assert float(ours.compute()) == pytest.approx(float(reference.compute()), abs=1e-6)
+    perfect, one_empty = ChrF(), ChrF()
+    perfect.update(["trois cent un"], [["trois cent un"]])
+    one_empty.update(["trois cent un", ""], [["trois cent un"], ["cent"]])  # an empty output costs recall
+    assert float(perfect.compute()) == pytest.approx(1.0) and float(one_empty.compute()) < 0.9

@@ -102,17 +102,18 @@ class MNISTDataModule(ClassificationDataModule):
 
     ``val_size`` training images (chosen with ``seed``) form the validation split;
     ``num_train`` optionally keeps only that many of the rest, for fast studies.
-    ``augment`` shifts each training image by up to ``max_shift`` pixels (background fill).
+    ``augment`` shifts each training image by up to ``max_shift`` pixels (background fill) and,
+    with ``flip``, mirrors half of them left-right (clothes are symmetric, digits are not).
     """
 
     def __init__(self, name: str = "mnist", path: str | None = None, data_dir: str = "data",
                  val_size: int = 5000, num_train: int | None = None, max_shift: int = 2,
-                 download: bool = True, **kwargs) -> None:
+                 flip: bool = False, download: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         if name not in CLASS_NAMES:
             raise ValueError(f"data.name={name!r} is not allowed; use {' or '.join(CLASS_NAMES)}")
         self.name, self.path, self.data_dir, self.download = name, path, data_dir, download
-        self.val_size, self.num_train, self.max_shift = val_size, num_train, max_shift
+        self.val_size, self.num_train, self.max_shift, self.flip = val_size, num_train, max_shift, flip
 
     def load(self) -> None:
         files = locate(self.name, self.path, self.data_dir, self.download)
@@ -126,11 +127,15 @@ class MNISTDataModule(ClassificationDataModule):
         self.class_names = CLASS_NAMES[self.name]
 
     def augment_batch(self, x: torch.Tensor) -> torch.Tensor:
-        """Shift every image by its own random (dy, dx) in [-max_shift, max_shift], background-filled."""
+        """Shift every image by its own random (dy, dx) in [-max_shift, max_shift], background-filled;
+        with ``flip``, read half of the images' columns right to left."""
         s = self.max_shift
         n, h, w = x.shape
         padded = torch.nn.functional.pad(x, (s, s, s, s), value=float(x.min()))
         dy, dx = torch.randint(0, 2 * s + 1, (2, n, 1, 1), device=x.device)
         rows = torch.arange(h, device=x.device).view(1, h, 1) + dy
-        cols = torch.arange(w, device=x.device).view(1, 1, w) + dx
-        return padded[torch.arange(n, device=x.device).view(n, 1, 1), rows, cols]
+        cols = torch.arange(w, device=x.device).view(1, 1, w).expand(n, 1, w)
+        if self.flip:
+            mirrored = torch.rand(n, 1, 1, device=x.device) < 0.5
+            cols = torch.where(mirrored, cols.flip(-1), cols)
+        return padded[torch.arange(n, device=x.device).view(n, 1, 1), rows, cols + dx]

@@ -7,8 +7,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric, SumMetric
-from torchmetrics.text import BLEUScore, CHRFScore
+from sacrebleu.metrics import CHRF
+from torchmetrics import MeanMetric, Metric, SumMetric
+from torchmetrics.text import BLEUScore
 
 from dlstudies.attention_map import save_attention
 from dlstudies.config.errors import ConfigError
@@ -20,6 +21,30 @@ from dlstudies.tasks.base import Task
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+class ChrF(Metric):
+    """Corpus chrF++ (6 character and 2 word n-gram orders, beta 2, epsilon smoothing): torchmetrics'
+    ``CHRFScore`` value, counted by sacrebleu. torchmetrics builds a tensor per n-gram and took 43 s
+    of a 54 s test pass of 1200 sentences; sacrebleu takes a second. One difference: an empty
+    output counts (its reference n-grams go unmatched), where torchmetrics drops the pair. The state
+    is sacrebleu's summed per-sentence statistics, reduced across DDP ranks like any sum."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scorer = CHRF(word_order=2, eps_smoothing=True)
+        size = 3 * (self.scorer.char_order + self.scorer.word_order)  # hypothesis, reference, matches
+        self.add_state("stats", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, preds: Sequence[str], target: Sequence[Sequence[str]]) -> None:
+        """Hypotheses and, per hypothesis, its references (as torchmetrics' text metrics take them)."""
+        stats = self.scorer._extract_corpus_statistics(list(preds), [list(refs) for refs in zip(*target)])
+        self.stats += torch.tensor(stats, dtype=torch.float64).sum(0).to(self.stats.device)
+
+    def compute(self) -> torch.Tensor:
+        return torch.tensor(self.scorer._compute_score_from_stats(self.stats.tolist()).score / 100)
+
+
 class TranslationMetrics(nn.Module):
     """The metrics of one split (or one length bucket of it): token loss and accuracy under
     teacher forcing, exact match of the decoded output, corpus BLEU over tokens (words, or
@@ -29,7 +54,7 @@ class TranslationMetrics(nn.Module):
         super().__init__()
         self.loss, self.acc, self.exact_match = MeanMetric(), MeanMetric(), MeanMetric()
         self.count = SumMetric()
-        self.bleu, self.chrf = BLEUScore(), CHRFScore()
+        self.bleu, self.chrf = BLEUScore(), ChrF()
 
     def update(self, rows: dict[str, torch.Tensor], keep: torch.Tensor, texts: dict[str, list[str]]) -> None:
         """Add the rows where ``keep`` is True: per-row tensors and the texts of each row."""
