@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, RandomSampler
 
 from dlstudies.config.errors import ConfigError
 from dlstudies.data.pair_sources import date_pairs, number_pairs, read_pairs
-from dlstudies.data.tensors import LengthBatchSampler
 from dlstudies.data.translation import BOS, EOS, PAD, TranslationDataModule
 from dlstudies.decoding import Specials, beam_search, greedy
 from dlstudies.models.attention import MultiHeadAttention
@@ -243,36 +241,3 @@ def test_chrf_equals_torchmetrics_chrf_over_several_updates() -> None:
     perfect.update(["trois cent un"], [["trois cent un"]])
     one_empty.update(["trois cent un", ""], [["trois cent un"], ["cent"]])  # an empty output costs recall
     assert float(perfect.compute()) == pytest.approx(1.0) and float(one_empty.compute()) < 0.9
-
-
-def test_length_batches_cover_every_pair_once_with_little_padding() -> None:
-    lengths = torch.randint(1, 60, (1000,))
-    plain = list(BatchSampler(RandomSampler(range(1000)), 32, drop_last=False))
-    bucketed = list(LengthBatchSampler(RandomSampler(range(1000)), 32, drop_last=False, lengths=lengths, pool=10))
-    assert sorted(i for b in bucketed for i in b) == list(range(1000))
-    assert len(bucketed) == len(plain) == 32
-
-    def padding(batches: list[list[int]]) -> float:
-        return float(sum((lengths[b].max() - lengths[b]).sum() for b in batches))
-
-    assert padding(bucketed) < 0.2 * padding(plain)  # 12% here
-    assert {len(b) for b in LengthBatchSampler(range(1000), 32, drop_last=True, lengths=lengths)} == {32}
-
-
-def test_length_batches_take_lightnings_distributed_sampler() -> None:
-    """Under DDP Lightning rebuilds the batch sampler around a DistributedSampler, keeping our
-    other arguments: the ranks' batches are then disjoint and cover the training split."""
-    from lightning.fabric.utilities.data import _replace_dunder_methods
-    from lightning.pytorch.utilities.data import _update_dataloader
-
-    data = TranslationDataModule(num_pairs=300, max_number=999, seed=0)
-    data.setup("fit")
-    with _replace_dunder_methods(DataLoader, "dataset"), _replace_dunder_methods(BatchSampler):
-        loader = data.train_dataloader()
-    seen = []
-    for rank in range(2):
-        sampler = DistributedSampler(loader.dataset, num_replicas=2, rank=rank, shuffle=True, seed=0)
-        ranked = _update_dataloader(loader, sampler)
-        assert isinstance(ranked.batch_sampler, LengthBatchSampler)
-        seen += [i for b in ranked.batch_sampler for i in b]
-    assert sorted(seen) == list(range(len(data.splits["train"][0])))

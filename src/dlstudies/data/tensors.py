@@ -1,7 +1,7 @@
 """Batches straight from tensors: no per-sample Python work in the training loop."""
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 
 class BatchedTensorDataset(TensorDataset):
@@ -23,40 +23,6 @@ def tensor_loader(*tensors: torch.Tensor, batch_size: int, shuffle: bool, seed: 
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(BatchedTensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle,
                       generator=generator, drop_last=drop_last, collate_fn=tuple, num_workers=0)
-
-
-class LengthBatchSampler(BatchSampler):
-    """Shuffled batches of items of similar length (length bucketing, as fairseq and torchtext
-    batch translation pairs): ``sampler``'s order is cut into pools of ``pool`` batches, each pool
-    sorted by ``lengths`` and cut into batches, and the batches of an epoch shuffled. A padded
-    batch costs as much as its longest item, and an RNN decoder loops over its longest target, so
-    mixed lengths waste most of a step. Lightning swaps ``sampler`` for a DistributedSampler
-    under DDP and keeps the other arguments, so every rank buckets its own share."""
-
-    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool, lengths: torch.Tensor,
-                 pool: int = 50, seed: int = 0) -> None:
-        super().__init__(sampler, batch_size, drop_last)
-        self.lengths, self.pool = lengths, pool
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __iter__(self):
-        order = torch.as_tensor(list(self.sampler))
-        batches = []
-        for pool in order.split(self.batch_size * self.pool):
-            pool = pool[torch.argsort(self.lengths[pool], stable=True)]
-            batches += [batch for batch in pool.split(self.batch_size)
-                        if len(batch) == self.batch_size or not self.drop_last]
-        for i in torch.randperm(len(batches), generator=self.generator).tolist():
-            yield batches[i].tolist()
-
-
-def bucketed_loader(*tensors: torch.Tensor, lengths: torch.Tensor, batch_size: int, pool: int,
-                    seed: int = 0) -> DataLoader:
-    """Training batches of ``tensor_loader`` drawn by a ``LengthBatchSampler`` over ``lengths``."""
-    dataset = BatchedTensorDataset(*tensors)
-    sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-    batches = LengthBatchSampler(sampler, batch_size, drop_last=False, lengths=lengths, pool=pool, seed=seed)
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=tuple, num_workers=0)
 
 
 class WindowDataset(torch.utils.data.Dataset):

@@ -4,8 +4,7 @@ Pairs are tokenized once (characters, or words as ``data=words`` splits them), t
 deterministically from ``seed``, and each side gets its own vocabulary from the training split:
 ``<pad>`` (id 0), ``<bos>``, ``<eos>``, ``<unk>``, then tokens by frequency. A split is two tensors:
 sources (N, S) and targets ``<bos> tokens <eos>`` (N, T), right-padded with ``<pad>``; each batch
-is cut to its own longest row before it reaches the model, and training batches hold pairs of
-similar length (``length_pool`` batches at a time sorted by length; 0: plain shuffled batches). The tensors are cached under
+is cut to its own longest row before it reaches the model. The tensors are cached under
 ``cache_dir`` by a hash of every option that changes them, as ``data=words`` does.
 """
 
@@ -16,12 +15,10 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 from dlstudies.config.errors import ConfigError
 from dlstudies.data.base import TensorDataModule, split_by_fractions
 from dlstudies.data.pair_sources import date_pairs, number_pairs, read_pairs
-from dlstudies.data.tensors import bucketed_loader
 from dlstudies.data.words import tokenize
 from dlstudies.files import atomic_path
 
@@ -64,18 +61,14 @@ class TranslationDataModule(TensorDataModule):
                  num_pairs: int = 50000, max_number: int = 10**7, numbers_per_item: int | str = 1,
                  src_lang: str = "en", tgt_lang: str = "fr", tgt_locale: str = "fr", max_len: int | None = None,
                  batch_size: int = 64, eval_batch_size: int | None = None, val_fraction: float = 0.05,
-                 test_fraction: float = 0.05, length_pool: int = 50, seed: int = 1337,
-                 cache_dir: str | None = None) -> None:
+                 test_fraction: float = 0.05, seed: int = 1337, cache_dir: str | None = None) -> None:
         if path is None and source not in SOURCES:
             raise ConfigError(f"data.source={source} is not allowed; use {', '.join(SOURCES)} or data.path=pairs.tsv")
         if tokens not in TOKENS:
             raise ConfigError(f"data.tokens={tokens} is not allowed; use {', '.join(TOKENS)}")
         if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1):
             raise ConfigError(f"data.max_len={max_len!r} is not allowed; it must be an integer >= 1 (or null)")
-        if isinstance(length_pool, bool) or not isinstance(length_pool, int) or length_pool < 0:
-            raise ConfigError(f"data.length_pool={length_pool!r} is not allowed; it must be an integer >= 0")
         super().__init__(batch_size, eval_batch_size, seed)
-        self.length_pool = length_pool
         self.options = {"source": None if path else source, "path": path, "tokens": tokens, "max_len": max_len,
                         "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed}
         if path is None:
@@ -143,14 +136,6 @@ class TranslationDataModule(TensorDataModule):
                          encode([t for _, t in part], tgt_vocab, ends=True)]
                   for name, part in parts.items() if part}
         return {"src_vocab": src_vocab, "tgt_vocab": tgt_vocab, "splits": splits}
-
-    def train_dataloader(self) -> DataLoader:
-        if not self.length_pool:
-            return super().train_dataloader()
-        src, tgt = self.splits["train"]
-        lengths = (src != PAD).sum(1) + (tgt != PAD).sum(1)
-        return bucketed_loader(src, tgt, lengths=lengths, batch_size=self.batch_size, pool=self.length_pool,
-                               seed=self.seed)
 
     def on_before_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int) -> tuple:
         """Cut both sides to the batch's longest row: rows are padded to the split's longest."""
