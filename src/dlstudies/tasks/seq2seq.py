@@ -34,12 +34,13 @@ class ChrF(Metric):
         super().__init__()
         self.scorer = CHRF(word_order=2, eps_smoothing=True)
         size = 3 * (self.scorer.char_order + self.scorer.word_order)  # hypothesis, reference, matches
-        self.add_state("stats", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("stats", default=torch.zeros(size, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Sequence[str], target: Sequence[Sequence[str]]) -> None:
         """Hypotheses and, per hypothesis, its references (as torchmetrics' text metrics take them)."""
+        # per-sentence n-gram counts, the statistics sacrebleu's own significance tests sum
         stats = self.scorer._extract_corpus_statistics(list(preds), [list(refs) for refs in zip(*target)])
-        self.stats += torch.tensor(stats, dtype=torch.float64).sum(0).to(self.stats.device)
+        self.stats += torch.tensor(stats, dtype=torch.long).sum(0).to(self.stats.device)
 
     def compute(self) -> torch.Tensor:
         return torch.tensor(self.scorer._compute_score_from_stats(self.stats.tolist()).score / 100)
