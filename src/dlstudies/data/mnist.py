@@ -134,7 +134,7 @@ class MNISTDataModule(ClassificationDataModule):
         padded = torch.nn.functional.pad(x, (s, s, s, s), value=float(x.min()))
         dy, dx = torch.randint(0, 2 * s + 1, (2, n, 1, 1), device=x.device)
         rows = torch.arange(h, device=x.device).view(1, h, 1) + dy
-        cols = torch.arange(w, device=x.device).view(1, 1, w).expand(n, 1, w)
+        cols = torch.arange(w, device=x.device).view(1, 1, w)
         if self.flip:
             mirrored = torch.rand(n, 1, 1, device=x.device) < 0.5
             cols = torch.where(mirrored, cols.flip(-1), cols)
