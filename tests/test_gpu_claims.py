@@ -152,7 +152,9 @@ def _assert_no_gpu_held_twice_at_once(intervals: list[tuple[str, float, float]])
 
 def test_six_jobs_of_different_lengths_on_two_gpus_never_share_one(tmp_path: Path, names_file: Path) -> None:
     # Lengths in an order where "job k on GPU k mod G" would start job 2 on the GPU job 0 still holds.
-    result = run_command(["-m", "hydra/launcher=parallel", "trainer.max_steps=150,5,6,100,7,8", *QUICK,
+    # Job 0 runs for seconds (150 steps took 0.7 s, and in CI one worker once ran all six before the
+    # other had started), so the second worker surely starts while job 0 holds a GPU.
+    result = run_command(["-m", "hydra/launcher=parallel", "trainer.max_steps=1500,5,6,100,7,8", *QUICK,
                           f"data.path={names_file}"], tmp_path, env={SIMULATE_GPUS: "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     intervals = _held_intervals(tmp_path)
