@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import run_command
-from dlstudies.callbacks.ngram_baseline import NgramBaseline
+from dlstudies.callbacks.ngram_baseline import NgramBaseline, mcnemar_p
 from dlstudies.report import report
 from test_studies import job, make_sweep
 
@@ -69,13 +69,22 @@ def test_pretraining_study_smoke_then_report(tmp_path: Path) -> None:
     assert outputs["png"].is_file() and "pre-training's gain" in outputs["txt"].read_text()
 
 
-def test_the_ngram_baseline_learns_names_by_their_letters_and_logs_its_test_accuracy() -> None:
+def test_the_ngram_baseline_learns_names_by_their_letters_and_is_compared_pair_by_pair() -> None:
     train = ["anna", "maria", "julia", "emma", "sofia", "mark", "john", "peter", "tom", "erik"] * 3
     test = ["lena", "carla", "frank", "jack"]
     labels = torch.tensor([int(name.endswith("a")) for name in train])
     data = SimpleNamespace(texts={"train": train, "test": test},
-                           splits={"train": (None, labels), "test": (None, torch.tensor([1, 1, 0, 0]))})
+                           splits={"train": (None, labels), "test": (torch.zeros(4, 5), torch.tensor([1, 1, 0, 0]))})
     logged: dict[str, float] = {}
-    module = SimpleNamespace(log=lambda name, value: logged.update({name: value}))
+    always_a = torch.tensor([0.0, 1.0])  # a model that calls every name class 1: right on lena, carla only
+    module = SimpleNamespace(device="cpu", log_dict=logged.update, log_probs=lambda logits: logits,
+                             logits_and_labels=lambda batch: (always_a.expand(len(batch[0]), 2), batch[1]))
     NgramBaseline(n=2).on_test_epoch_end(SimpleNamespace(datamodule=data), module)
-    assert logged == {"test/ngram_acc": 1.0}
+    assert logged == {"test/ngram_acc": 1.0, "test/only_model_right": 0.0, "test/only_ngram_right": 2.0,
+                      "test/vs_ngram_p": 0.5}
+
+
+def test_mcnemar_p_is_the_exact_two_sided_binomial_chance_of_the_split() -> None:
+    assert mcnemar_p(0, 10) == pytest.approx(2 / 2**10)  # all ten discordant pairs one way
+    assert mcnemar_p(5, 5) == mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(396, 416) == mcnemar_p(416, 396) > 0.4  # 20 of 812 apart: chance

@@ -25,6 +25,7 @@ from dlstudies.models.sizes import check_sizes
 from dlstudies.models.transformer import TransformerBlock, init_gpt_weights
 
 SPECIALS = ("<pad>", "<cls>", "<mask>")  # ids vocab_size, vocab_size + 1, vocab_size + 2
+POSITIONS = ("start", "end", "both")  # what the learned positions count from
 
 
 class TokenEmbedding(nn.Module):
@@ -65,17 +66,27 @@ class PatchEmbedding(nn.Module):
 class BertEncoder(nn.Module):
     """An embedding (tokens or patches), learned positions, ``depth`` bidirectional
     TransformerBlocks and, pre-LN, a final norm: (B, T) or (B, in_features) -> (B, 1 + T, width),
-    position 0 being ``<cls>``. GPT-2's N(0, 0.02) initialization."""
+    position 0 being ``<cls>``. GPT-2's N(0, 0.02) initialization.
+
+    ``positions``: ``start`` counts positions from ``<cls>`` (BERT's); ``end`` from each
+    sequence's last real token backwards, so that endings sit at fixed positions whatever the
+    length (a name's ending tells most of its sex); ``both`` adds the two (one table each).
+    """
 
     def __init__(self, embedding: nn.Module, block_size: int, depth: int = 4, heads: int = 4,
                  width: int = 64, dropout: float = 0.0, bias: bool = True, post_ln: bool = False,
-                 norm: NormFactory | None = None, activation: Callable[[], nn.Module] | None = None) -> None:
+                 norm: NormFactory | None = None, activation: Callable[[], nn.Module] | None = None,
+                 positions: str = "start") -> None:
         super().__init__()
         check_sizes(block_size=block_size, depth=depth, width=width, heads=heads)
+        if positions not in POSITIONS:
+            raise ConfigError(f"model.net.positions={positions!r} is not allowed; it must be one of "
+                              f"{', '.join(POSITIONS)}")
         norm = norm or nn.LayerNorm
-        self.block_size = block_size
+        self.block_size, self.width, self.positions = block_size, width, positions
         self.embedding = embedding
-        self.wpe = nn.Embedding(1 + block_size, width)
+        self.wpe = nn.Embedding(1 + block_size, width) if positions != "end" else None
+        self.wpe_end = nn.Embedding(1 + block_size, width) if positions != "start" else None
         self.drop = nn.Dropout(dropout)
         block = functools.partial(TransformerBlock, width, heads, causal=False, dropout=dropout, bias=bias,
                                   post_ln=post_ln, norm=norm, activation=activation or nn.GELU)
@@ -88,10 +99,21 @@ class BertEncoder(nn.Module):
         h, padding = self.embedding(x)
         if h.size(1) > 1 + self.block_size:
             raise ValueError(f"sequence length {h.size(1) - 1} exceeds block_size={self.block_size}")
-        h = self.drop(h + self.wpe(torch.arange(h.size(1), device=h.device)))
+        h = self.drop(h + self.position_vectors(h, padding))
         for block in self.blocks:
             h = block(h, key_padding_mask=padding)
         return self.norm_f(h), padding
+
+    def position_vectors(self, h: torch.Tensor, padding: torch.Tensor | None) -> torch.Tensor:
+        """The learned position vectors of the states ``h`` (B, T, width): (T, width) counted from
+        the start, plus (B, T, width) counted from each row's end (``<cls>`` and padding: 0, the
+        last real token: 1)."""
+        index = torch.arange(h.size(1), device=h.device)
+        vectors = 0 if self.wpe is None else self.wpe(index)
+        if self.wpe_end is not None:
+            last = h.size(1) - 1 if padding is None else (~padding).sum(1, keepdim=True) - 1  # <cls> is 0
+            vectors = vectors + self.wpe_end(torch.where(index == 0, 0, (last + 1 - index).clamp_min(0)))
+        return vectors
 
 
 def token_encoder(vocab_size: int, width: int = 64, **encoder) -> BertEncoder:

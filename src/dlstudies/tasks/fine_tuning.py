@@ -18,10 +18,10 @@ from dlstudies.tasks.classifier import Classifier
 PRETRAINING_TASK = "MaskedLanguageModel"
 
 
-def encoder_sizes(encoder: nn.Module) -> dict[str, int]:
-    """The sizes a pre-trained encoder and its fine-tuned copy must share."""
-    return {"width": encoder.wpe.embedding_dim, "depth": len(encoder.blocks),
-            "heads": encoder.blocks[0].attn.heads, "block_size": encoder.block_size}
+def encoder_options(encoder: nn.Module) -> dict[str, int | str]:
+    """The sizes and position scheme a pre-trained encoder and its fine-tuned copy must share."""
+    return {"width": encoder.width, "depth": len(encoder.blocks), "heads": encoder.blocks[0].attn.heads,
+            "block_size": encoder.block_size, "positions": encoder.positions}
 
 
 def vocabulary_difference(there: list[str] | None, here: list[str] | None) -> str | None:
@@ -48,11 +48,11 @@ def load_encoder(encoder: nn.Module, path: str | Path, vocab: list[str] | None) 
     if difference:
         raise ConfigError(f"model.pretrained={path} was pre-trained on another vocabulary ({difference}); "
                           "fine-tune on data with the same tokens")
-    there = {k: meta["config"]["model"]["net"][k] for k in ("width", "depth", "heads", "block_size")}
-    for key, value in encoder_sizes(encoder).items():
+    there = {"positions": "start"} | meta["config"]["model"]["net"]  # checkpoints older than positions
+    for key, value in encoder_options(encoder).items():
         if there[key] != value:
             raise ConfigError(f"model.pretrained={path} has an encoder of {key} {there[key]}, this model "
-                              f"{value}; fine-tune with the pre-training's sizes")
+                              f"{value}; fine-tune with the pre-training's model.net.{key}")
     prefix = "net.encoder."
     weights = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     own = encoder.state_dict()
