@@ -173,8 +173,8 @@ def test_bad_pretrained_checkpoints_are_one_line_errors(mlm_checkpoint: Path, tm
     wider = names_sex_classifier(tmp_path, "model.net.width=64").net.encoder
     with pytest.raises(ConfigError, match=r"has an encoder of width 32, this model 64; fine-tune with"):
         load_encoder(wider, mlm_checkpoint, vocab)
-    from_end = names_sex_classifier(tmp_path, "model.net.positions=end").net.encoder  # the same shapes
-    with pytest.raises(ConfigError, match=r"has an encoder of positions start, this model end; fine-tune "
+    from_end = names_sex_classifier(tmp_path, "model.net.positions=end").net.encoder  # pre-trained: both
+    with pytest.raises(ConfigError, match=r"has an encoder of positions both, this model end; fine-tune "
                                           r"with the pre-training's model.net.positions$"):
         load_encoder(from_end, mlm_checkpoint, vocab)
     rms = names_sex_classifier(tmp_path, "norm=rmsnorm").net.encoder
