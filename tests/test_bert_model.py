@@ -48,11 +48,11 @@ def test_positions_count_from_the_start_the_end_or_both(positions: str) -> None:
     (end: the last is 1 in every row, whatever its length and padding), or the sum of both."""
     encoder = mlm(positions=positions).encoder
     x = torch.tensor([[1, 2, 3, IGNORE, IGNORE], [4, 5, 6, 7, 8]])
-    added = {}
-    encoder.drop.register_forward_hook(lambda module, args, out: added.update(h=args[0]))
+    dropout_input = {}
+    encoder.drop.register_forward_hook(lambda module, args, out: dropout_input.update(h=args[0]))
     embedded, _ = encoder.embedding(x)
     encoder(x)
-    added = added["h"] - embedded
+    added = dropout_input["h"] - embedded
     zero = torch.zeros(encoder.width)
     start = (lambda i: encoder.wpe.weight[i]) if encoder.wpe is not None else (lambda i: zero)
     end = (lambda i: encoder.wpe_end.weight[i]) if encoder.wpe_end is not None else (lambda i: zero)

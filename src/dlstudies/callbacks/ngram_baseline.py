@@ -41,7 +41,8 @@ class NgramBaseline(L.Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         data = trainer.datamodule
-        (x, y), labels = data.splits["test"], data.splits["test"][1].numpy()
+        x, y = data.splits["test"]
+        labels = y.numpy()
         baseline = make_pipeline(CountVectorizer(analyzer="char_wb", ngram_range=(1, self.n)),
                                  LogisticRegression(max_iter=self.max_iter))
         baseline.fit(data.texts["train"], data.splits["train"][1].numpy())
