@@ -129,6 +129,13 @@ def log_table(loggers: list[Logger], key: str, columns: list[str], rows: list[li
             logger.log_text(key, columns=columns, data=rows)
 
 
+def log_image(loggers: list[Logger], key: str, path: Path) -> None:
+    """An image file for the loggers that show images (W&B)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key, [str(path)])
+
+
 def finish(loggers: list[Logger], status: str) -> None:
     """End this job's W&B run with its outcome: ``status`` in the run summary and a non-zero exit
     code unless it completed, so W&B shows diverged, failed and interrupted runs as failed. The

@@ -22,12 +22,13 @@ from dlstudies import CONF_DIR
 from dlstudies.callbacks.divergence import StopOnDivergence
 from dlstudies.callbacks.final_validation import ValidateAtEnd
 from dlstudies.callbacks.metadata import CheckpointMetadata
-from dlstudies.callbacks.samples import SampleTexts
+from dlstudies.callbacks.samples import Samples
 from dlstudies.checkpoint import check_resumable, read_checkpoint
 from dlstudies.config.argv import check_choices
 from dlstudies.config.errors import ConfigError, one_line
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.config.validation import validate
+from dlstudies.generation.figures import sample_title
 from dlstudies.launch import forget_ddp_job, place_job, resume_point, run_ddp_ranks_from_job_config
 from dlstudies.loggers import build_loggers, finish, log_config, watch_best
 from dlstudies.summary import COMMAND, RunRecord, best_checkpoint, command_line, read_summary
@@ -61,13 +62,15 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list) -
 
 
 def _report(record: dict) -> None:
-    """The run's outcome on the console: status and metrics, samples, the run folder."""
+    """The run's outcome on the console: status and metrics, samples (or their picture), the run folder."""
     shown = {k: v for k, v in record["metrics"].items() if k.split("/")[0] in ("val", "test", "best")}
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
     console.print(f"[bold]status[/bold] {record['status']}  {metrics}")
     if record.get("samples"):
         texts = (repr(s) if "\n" in s else s for s in record["samples"])
         console.print("[bold]samples[/bold] " + " | ".join(texts))
+    if record.get("samples_figure"):
+        console.print(f"[bold]samples[/bold] {record['samples_figure']}", soft_wrap=True)
     console.print(f"[bold]run folder[/bold] {record['output_dir']}", soft_wrap=True)  # one copyable line
 
 
@@ -106,7 +109,10 @@ def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
     if checkpoint is not None:
         check_resumable(checkpoint, module, ckpt_path)
     tests = bool(cfg.test and datamodule.test_dataloader())
-    divergence, samples = StopOnDivergence(), SampleTexts(cfg.samples, cfg.seed, after_test=tests)
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    divergence = StopOnDivergence()
+    samples = Samples(cfg.samples, cfg.seed, after_test=tests, folder=cfg.paths.output_dir,
+                      title=sample_title(choices, cfg.samples, cfg.seed))
     resumed_from = checkpoint and checkpoint["dlstudies"]["config"]["paths"]["output_dir"]
     loggers = build_loggers(cfg, resumed_from)
     trainer = build_trainer(cfg, [divergence, ValidateAtEnd(), CheckpointMetadata(config), samples], loggers)
@@ -122,7 +128,7 @@ def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
             if tests and not divergence.diverged:
                 best = record.data.get("best_ckpt")  # else the weights at the end of fitting
                 record.tested(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False))
-            record.sampled(samples.texts)
+            record.sampled(samples.texts, samples.figure)
     finally:
         finish(loggers, record.data["status"])
         forget_ddp_job(env_before)

@@ -14,7 +14,7 @@ from torchmetrics.text import BLEUScore
 from dlstudies.attention_map import save_attention
 from dlstudies.config.errors import ConfigError
 from dlstudies.data.translation import BOS, EOS, PAD, split_tokens
-from dlstudies.decoding import Specials, decode
+from dlstudies.generation.decoding import Specials, decode
 from dlstudies.loggers import log_table
 from dlstudies.tasks.base import Task
 
