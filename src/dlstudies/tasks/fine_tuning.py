@@ -108,6 +108,8 @@ class TokenClassifier(EncoderClassifier):
     """Classifies every token (``BertTagger``): cross-entropy, accuracy and macro F1 over the real
     tokens only (padding is labelled ``IGNORE``), per-class accuracy at test."""
 
+    STUDY_METRICS = (*Classifier.STUDY_METRICS, "val/f1", "test/f1")
+
     def __init__(self, net: nn.Module, class_names: Sequence[str], **kwargs) -> None:
         super().__init__(net, class_names, **kwargs)
         for metrics in self.eval_metrics.values():
