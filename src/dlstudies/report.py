@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from dlstudies.callbacks.diagnostics import read_diagnostics
 from dlstudies.config.resolvers import register_resolvers
-from dlstudies.loggers import wandb_offline
+from dlstudies.config.wandb_login import wandb_offline
 from dlstudies.summary import read_summary
 
 def job_dirs(sweep: Path) -> list[Path]:
