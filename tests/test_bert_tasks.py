@@ -257,7 +257,8 @@ def test_a_config_names_the_recipes_its_task_trains_first(tmp_path: Path) -> Non
     assert trained_first(cfg)["pretrained"].overrides == ("trainer.max_steps=5",)
     for value in ("null", str(tmp_path / "encoder.ckpt")):
         assert trained_first(make_cfg(["experiment=names_sex_bert", f"model.pretrained={value}"], tmp_path)) == {}
-    assert on_this_device(make_cfg(["trainer=cpu"], tmp_path).trainer) == ["trainer.accelerator=cpu", "trainer.devices=1"]
+    cpu = make_cfg(["trainer=cpu"], tmp_path).trainer
+    assert on_this_device(cpu) == ["trainer.accelerator=cpu", "trainer.devices=1"]
     held = make_cfg(["trainer.accelerator=gpu", "trainer.devices=[2,3]"], tmp_path).trainer  # GPUs a sweep job claimed
     assert on_this_device(held) == ["trainer.accelerator=gpu", "trainer.devices=[2]"]
 

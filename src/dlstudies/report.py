@@ -29,6 +29,7 @@ from dlstudies.config.resolvers import register_resolvers
 from dlstudies.config.wandb_login import wandb_offline
 from dlstudies.summary import read_summary
 
+
 def job_dirs(sweep: Path) -> list[Path]:
     """The sweep's job folders (those holding a Hydra config), in job-number order."""
     jobs = [p.parent.parent for p in sweep.glob("*/.hydra/config.yaml")]
