@@ -113,7 +113,7 @@ def test_a_full_disk_fails_its_job_in_one_line_keeping_whole_checkpoints(full_di
     assert len(failed) == 2, result.stderr[-3000:]
     checkpoints = jobs[1] / "checkpoints"
     folder = re.escape(str(checkpoints))
-    assert re.fullmatch(rf"failed: {full}: '{folder}/(best|last)\.ckpt'; [\d.]+ MB free in {folder}; "
+    assert re.fullmatch(rf"failed: {full}: '{folder}/(best|last)\.ckpt'; [\d.]+ [MG]B free in {folder}; "
                         r"kept checkpoints/last\.ckpt, the last whole checkpoint", failed[0]), failed[0]
     assert failed[1].endswith("; no checkpoint saved yet") and str(jobs[2]) in failed[1]
     summaries = [json.loads((job / "summary.json").read_text()) for job in jobs]
