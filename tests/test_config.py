@@ -166,3 +166,10 @@ def test_config_is_the_floor() -> None:
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dlstudies"):
                 assert node.module == "dlstudies" or node.module.startswith("dlstudies.config."), \
                     f"{path.name} imports {node.module}"
+
+
+def test_an_error_line_keeps_brackets_rich_would_read_as_markup(capsys) -> None:
+    from dlstudies.config.errors import print_error
+
+    print_error("trainer.devices=[0,1] is not allowed; [bold] stays text")
+    assert capsys.readouterr().err == "error: trainer.devices=[0,1] is not allowed; [bold] stays text\n"

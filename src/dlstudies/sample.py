@@ -13,14 +13,14 @@ from pathlib import Path
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 
 from dlstudies import CONF_DIR
 from dlstudies.checkpoint import load_module
-from dlstudies.config.errors import ConfigError
+from dlstudies.config.errors import ConfigError, print_error
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.generation.figures import kind, sample_title, save_samples
 from dlstudies.summary import read_summary
+from dlstudies.tasks.seq2seq import Seq2Seq
 
 OWN_KEYS = ("ckpt_path", "n", "seed", "out", "paths")  # the command's own; the rest go to sample()
 
@@ -52,6 +52,9 @@ def sample(ckpt_path: str, n: int, seed: int | None = None, out: str | None = No
     if not hasattr(module, "sample"):
         raise ConfigError(f"ckpt_path={ckpt_path} holds a {type(module).__name__}, which does not sample; "
                           "give the checkpoint of a generative model")
+    if isinstance(module, Seq2Seq):  # its samples are its last evaluation's; from a checkpoint it has none
+        raise ConfigError(f"ckpt_path={ckpt_path} holds a translation model; translate text with: "
+                          f"python -m dlstudies.translate ckpt_path={ckpt_path} text=\"...\"")
     if n < 1:
         raise ConfigError(f"n={n} is not allowed; it must be an integer >= 1")
     check_options(module, options)
@@ -73,7 +76,7 @@ def _main(cfg: DictConfig) -> None:
     try:
         samples = sample(cfg.ckpt_path, cfg.n, cfg.seed, cfg.out, **options)
     except (ConfigError, ValueError) as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        print_error(error)
         sys.exit(2)
     if isinstance(samples, Path) or cfg.out:
         print(f"wrote {cfg.n} samples to {samples if isinstance(samples, Path) else cfg.out}")
