@@ -210,3 +210,20 @@ def test_a_toy_diffusion_run_learns_and_scores_its_samples(tmp_path) -> None:
     assert metrics["test/loss"] < 0.7  # from about 1: noise predicted as zero
     assert metrics["test/sample_distance"] < 0.5 * metrics["test/sample_distance_normal"]
     assert metrics["test/sample_distance_floor"] < metrics["test/sample_distance"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study, jobs", [("toy1d_schedules", 3), ("sampling_steps", 4)])
+def test_smoke_diffusion_study_then_report(study: str, jobs: int, tmp_path) -> None:
+    from conftest import run_command
+
+    from dlstudies.report import report
+
+    result = run_command(["-m", f"+sweep={study}", "study.scale=smoke", "logger=none"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = next((tmp_path / study / "multiruns").iterdir())
+    outputs = report(sweep, use_wandb=False)
+    lines = outputs["txt"].read_text().splitlines()
+    assert lines[0] == f"{study}: {jobs} jobs {jobs} completed"
+    assert outputs["png"].stat().st_size > 10_000
+    assert all("noise floor" in line for line in lines[1:])

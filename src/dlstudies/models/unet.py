@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlstudies.models.attention import MultiHeadAttention
-from dlstudies.models.cnn import ConvLayers
+from dlstudies.models.conv import ConvLayers
 from dlstudies.models.embeddings import sinusoids
 from dlstudies.models.norms import NormFactory, channel_norm
 from dlstudies.models.sizes import check_sizes

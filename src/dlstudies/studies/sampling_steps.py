@@ -6,13 +6,14 @@ samples themselves (scatters for points, grids for images) at a few step counts.
 from functools import cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
 from dlstudies.checkpoint import load_module
 from dlstudies.generation.figures import image_grid
+from dlstudies.prerequisites import trained_first
 from dlstudies.studies.figures import value_ticks
 
 COLUMNS = {"data": "data.shape", "experiment": "model.pretrained", "steps": "model.sample_steps",
@@ -21,15 +22,15 @@ SHOWN = 64  # samples per picture
 
 
 def job_values(job: Path) -> dict:
-    """Where the job's folder lies, for its samples' pictures."""
-    return {"job_dir": str(job)}
+    """The checkpoint the job sampled from: its recipe's run, trained first (``model.pretrained``)."""
+    recipe = trained_first(OmegaConf.load(job / ".hydra" / "config.yaml")).get("pretrained")
+    return {"checkpoint": str(recipe.checkpoint) if recipe else None}
 
 
 @cache
-def pictured(job: str, steps: int, eta: float) -> torch.Tensor:
-    """Samples of the job's model drawn as the job drew them: 2000 points, or ``SHOWN`` images."""
-    checkpoint = next((Path(job) / "checkpoints").glob("*.ckpt"), None)
-    module, cfg = load_module(checkpoint)
+def pictured(checkpoint: str, steps: int, eta: float) -> torch.Tensor:
+    """Samples of the model drawn as a job drew them: 2000 points, or ``SHOWN`` images of every class in turn."""
+    module, _ = load_module(checkpoint)
     n = SHOWN if module.pixels is not None else 2000
     labels = torch.arange(n) % module.num_classes if module.num_classes else None
     return module.sample(n, seed=0, labels=labels, sampler="ddim", steps=steps, eta=eta)
@@ -41,8 +42,8 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     fewest steps within 3x the noise floor."""
     table = table.assign(data=table["data"].fillna(table["experiment"]),
                          steps=table["steps"].fillna(table["timesteps"]).astype(int))
-    shown_steps = sorted(table["steps"].unique())
-    shown_steps = [shown_steps[0], shown_steps[len(shown_steps) // 2], shown_steps[-1]]
+    counts = sorted(table["steps"].unique())
+    shown_steps = sorted({counts[0], counts[len(counts) // 2], counts[-1]})
     datasets = sorted(table["data"].unique())
     fig.set_size_inches(14, 4 + 3 * len(datasets))
     grid = fig.add_gridspec(1 + len(datasets), 6)
@@ -64,7 +65,7 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
         ax_distance.text(table["steps"].min(), floor, f" noise floor ({data})", va="bottom", fontsize=8)
     ax_distance.set(xscale="log", yscale="log", xlabel="sampler steps", ylabel="sample distance (data units)",
                     title="distance to the data against DDIM steps")
-    ax_time.set(xscale="log", yscale="log", xlabel="sampler steps", ylabel="time per sample (ms, 2 CPU cores)",
+    ax_time.set(xscale="log", yscale="log", xlabel="sampler steps", ylabel="time per sample (ms, one CPU core per job)",
                 title="sampling time against DDIM steps")
     for ax in (ax_distance, ax_time):
         value_ticks(ax, table["steps"])
@@ -75,7 +76,7 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
             if not len(row):
                 continue
             ax = fig.add_subplot(grid[1 + i, j])
-            samples = pictured(row["job_dir"].iloc[0], int(steps), float(eta))
+            samples = pictured(row["checkpoint"].iloc[0], int(steps), float(eta))
             if samples.dim() == 4:
                 ax.imshow(image_grid(samples).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
                 ax.set_axis_off()

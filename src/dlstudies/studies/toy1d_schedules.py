@@ -87,12 +87,15 @@ def draw_row(axes, row: pd.Series, fig: Figure) -> str:
     schedule = NoiseSchedule(row["schedule"], int(row["timesteps"]), float(row["beta"]))
     steps, abar = schedule.steps, float(schedule.alpha_bar[-1])
     heat, draws = marginals(schedule), sampled(Path(row["job_dir"]))
-    name = f"{row['schedule']} (T={steps}, abar_T={abar:.3g})"
-    for ax, paths, what in ((ax_forward, forward_paths(schedule), "forward"), (ax_reverse, draws["reverse"][::-1], "reverse")):
+    name = f"{row['schedule']} schedule, T={steps}, abar_T={abar:.3g}"
+    panels = ((ax_forward, forward_paths(schedule), "forward process: q(z_t), 5 chains"),
+              (ax_reverse, draws["reverse"][::-1], "the model's reverse process: 5 chains"))
+    for ax, paths, title in panels:
         image = ax.imshow(heat, aspect="auto", origin="lower", extent=(GRID[0], GRID[-1], 0, steps),
                           cmap="magma", vmin=0, vmax=min(1.0, float(heat.max())))
         ax.plot(paths, np.arange(steps + 1), linewidth=1)
-        ax.set(xlabel="z_t", ylabel="t (steps)", title=f"{name}: {what} trajectories over q(z_t)")
+        ax.set(xlim=(GRID[0], GRID[-1]), xlabel="z_t", ylabel="t (steps)", title=title)
+    ax_forward.set_ylabel(f"{name}\nt (steps)")
     fig.colorbar(image, ax=ax_reverse, label="q(z_t) (density per unit of z)")
     distance, floor = row["test/sample_distance"], row["test/sample_distance_floor"]
     ax_hist.hist(draws["samples"], bins=GRID[::3], density=True, alpha=0.6, label="samples, from N(0, 1)")
@@ -101,7 +104,7 @@ def draw_row(axes, row: pd.Series, fig: Figure) -> str:
                      linewidth=1.5, label="samples, from the true q(z_T)")
     ax_hist.plot(GRID, heat[0], "k-", label="true density")
     ax_hist.set(xlabel="x", ylabel="density (per unit of x)", xlim=(GRID[0], GRID[-1]),
-                title=f"{row['schedule']}: W1 {distance:.4f} (noise floor {floor:.4f})")
+                title=f"samples: W1 {distance:.4f} (noise floor {floor:.4f})")
     ax_hist.legend(fontsize=8)
     line = (f"{row['schedule']}: abar_T = {abar:.3f}; W1 of {int(row['eval_samples'])} samples {distance:.4f}, "
             f"noise floor {floor:.4f} ({distance / floor:.1f}x), N(0, 1) {row['test/sample_distance_normal']:.3f}")

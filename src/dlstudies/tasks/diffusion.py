@@ -44,8 +44,10 @@ class Diffusion(Task):
     (``test/sample_seconds``, per sample).
     """
 
-    METRICS = ("val/loss", "test/loss", "test/sample_distance", "test/sample_distance_floor",
-               "test/sample_distance_normal", "test/sample_nll", "test/sample_nll_floor", "test/sample_seconds")
+    STUDY_METRICS = ("best/val/loss", "test/loss", "test/sample_distance", "test/sample_distance_floor",
+                     "test/sample_distance_normal", "test/sample_nll", "test/sample_nll_floor",
+                     "test/sample_nll_normal", "test/sample_seconds")
+    TRAINED_FIRST = ("pretrained",)
 
     def __init__(self, net: nn.Module, class_names: Sequence[str] = (), schedule: str = "linear",
                  timesteps: int = 1000, beta: float = 0.01511, prediction: str = "eps", label_dropout: float = 0.1,
