@@ -201,14 +201,14 @@ def test_a_toy_diffusion_run_learns_and_scores_its_samples(tmp_path) -> None:
     from dlstudies.train import train
 
     cfg = make_cfg(["model=diffusion_mlp", "data=toy2d", "data.num_train=4000", "data.num_val=500",
-                    "data.num_test=500", "model.timesteps=50", "model.eval_samples=1000", "model.ema_decay=0.9",
+                    "data.num_test=500", "model.timesteps=50", "model.prediction=v", "model.eval_samples=1000",
+                    "model.ema_decay=0.9",
                     "model.net.width=64", "trainer.max_steps=400", "trainer.val_check_interval=200",
                     "optimizer.lr=3e-3", "logger=csv", "samples=0", "trainer.enable_progress_bar=false"], tmp_path)
     record = train(cfg)
     metrics = record["metrics"]
     assert record["status"] == "completed"
-    assert metrics["test/loss"] < 0.7  # from about 1: noise predicted as zero
-    assert metrics["test/sample_distance"] < 0.5 * metrics["test/sample_distance_normal"]
+    assert metrics["test/sample_distance"] < 0.4 * metrics["test/sample_distance_normal"]  # learnt the moons
     assert metrics["test/sample_distance_floor"] < metrics["test/sample_distance"]
 
 
