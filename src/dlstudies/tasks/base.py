@@ -16,7 +16,12 @@ class Task(L.LightningModule):
     ``regularizer`` is the plain mapping of the ``regularizer`` config group; ``l2`` adds the
     explicit penalty lambda * sum(w^2) over weight matrices to the loss, which differs from the
     decoupled ``weight_decay`` of AdamW (both are available).
+
+    ``reads`` names the kinds of data (a data module's ``kind``) whose batches the task trains on;
+    a model option given any other data stops before anything is built.
     """
+
+    reads: tuple[str, ...]
 
     def __init__(self, net: nn.Module, optimizer: OptimizerFactory, scheduler: Callable | None = None,
                  regularizer: Mapping | None = None, init: Callable[[nn.Module], None] | None = None) -> None:

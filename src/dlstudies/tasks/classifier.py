@@ -29,6 +29,8 @@ class Classifier(Task):
     accuracy of the members alone, for comparison.
     """
 
+    reads = ("labelled arrays",)
+
     def __init__(self, net: nn.Module, class_names: Sequence[str], **task_kwargs) -> None:
         k = int((task_kwargs.get("regularizer") or {}).get("ensemble", 1))
         super().__init__(Ensemble(net, k) if k > 1 else net, **task_kwargs)

@@ -75,6 +75,8 @@ class EncoderClassifier(Classifier):
     the data's tokens, which must equal the pre-training's.
     """
 
+    reads = ("labelled text", "labelled arrays")  # tokens, or values cut into patches
+
     def __init__(self, net: nn.Module, class_names: Sequence[str], vocab: Sequence[str] | None = None,
                  pretrained: str | None = None, pretraining_overrides: Sequence[str] = (),
                  pretraining_dir: str = "outputs/pretrained", freeze_encoder: bool = False,
@@ -107,6 +109,8 @@ class EncoderClassifier(Classifier):
 class TokenClassifier(EncoderClassifier):
     """Classifies every token (``BertTagger``): cross-entropy, accuracy and macro F1 over the real
     tokens only (padding is labelled ``IGNORE``), per-class accuracy at test."""
+
+    reads = ("tagged text",)
 
     def __init__(self, net: nn.Module, class_names: Sequence[str], **kwargs) -> None:
         super().__init__(net, class_names, **kwargs)

@@ -23,6 +23,8 @@ class LanguageModel(Task):
     net's forward in ``torch.compile`` (in place, so parameter names and checkpoints are unchanged).
     """
 
+    reads = ("text",)
+
     def __init__(self, net: nn.Module, vocab: Sequence[str], lines: bool = True, separator: str = "",
                  compile: bool = False, **task_kwargs) -> None:
         super().__init__(net, **task_kwargs)

@@ -100,6 +100,8 @@ class Seq2Seq(Task):
     ``sample``; ``attention_maps`` maps of test sentences are drawn into ``maps_dir``.
     """
 
+    reads = ("text pairs",)
+
     def __init__(self, net: nn.Module, src_vocab: Sequence[str], tgt_vocab: Sequence[str], separator: str = " ",
                  tokens: str = "word", max_target_len: int = 64, beam_size: int = 1, length_penalty: float = 1.0,
                  length_buckets: Sequence[int] = (10, 20, 40), examples: int = 10, attention_maps: int = 3,
