@@ -30,6 +30,8 @@ class Classifier(Task):
     """
 
     reads = ("labelled arrays",)
+    STUDY_METRICS = ("trainset/loss", "trainset/acc", "best/val/loss", "val/acc", "test/loss", "test/acc",
+                     "test/err", "trainset/err")
 
     def __init__(self, net: nn.Module, class_names: Sequence[str], **task_kwargs) -> None:
         k = int((task_kwargs.get("regularizer") or {}).get("ensemble", 1))
