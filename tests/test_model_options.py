@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import lightning as L
+import numpy as np
 import pytest
 
 from hydra.utils import get_class
@@ -18,6 +19,8 @@ from conftest import make_cfg, run_command
 from dlstudies.config.argv import group_options
 from dlstudies.config.errors import ConfigError
 from dlstudies.config.validation import data_kind, validate
+from dlstudies.data.idx import write_idx
+from dlstudies.data.mnist import FILES
 from dlstudies.data.names import load_names
 from dlstudies.train import build, build_trainer
 
@@ -37,6 +40,8 @@ NAMES = ["data=names", "data.path={tmp}/names.txt"]
 MNIST1D = ["data=mnist1d", "data.num_train=1000", "data.num_val=100", "data.num_test=100",
            "paths.data_dir={tmp}/data"]
 NUMBERS = ["data=translation", "data.num_pairs=2000", "data.max_number=999", "paths.data_dir={tmp}/data"]
+MOONS = ["data=toy2d", "data.num_train=2000", "data.num_val=200", "data.num_test=200"]
+BLOBS = ["data=mnist", "data.path={tmp}/blobs", "data.val_size=100", "data.download=false"]
 LEARNS = {  # each ratio leaves a margin over what the option reached (seed 0); some figures beside
     "bigram": Learns(NAMES, 300, 0.8),  # 0.77
     "mlp": Learns(NAMES, 300, 0.6),  # 0.46
@@ -52,13 +57,23 @@ LEARNS = {  # each ratio leaves a margin over what the option reached (seed 0); 
     "bert_tagger": Learns(["data=conll", "data.path={tmp}/tags.conll"], 300, 0.05, slow=True),
     "seq2seq_rnn": Learns(NUMBERS, 300, 0.01, slow=True),
     "encoder_decoder": Learns(NUMBERS, 300, 0.005, slow=True),  # 0.001; at lr 0.01: 0.012
+    "diffusion_mlp": Learns(MOONS, 300, 0.4),  # 0.24
+    "unet": Learns(BLOBS, 300, 0.5, slow=True),
 }
 
 
 def write_small_data(folder: Path) -> None:
-    """The names corpus's 1000 most common names, and a tagging file: 600 sentences of made-up
-    words, each word's tag a fixed function of the word (so the tags are learnable)."""
+    """The names corpus's 1000 most common names; a tagging file: 600 sentences of made-up words,
+    each word's tag a fixed function of the word (so the tags are learnable); MNIST-style IDX files
+    of 600 images of a bright Gaussian blob at a random place."""
     (folder / "names.txt").write_text("\n".join(load_names(1000)) + "\n")
+    (folder / "blobs").mkdir()
+    centres = np.random.default_rng(0).uniform(6, 22, (600, 2, 1, 1))
+    rows, cols = np.meshgrid(np.arange(28), np.arange(28), indexing="ij")
+    blobs = 255 * np.exp(-((rows - centres[:, 0]) ** 2 + (cols - centres[:, 1]) ** 2) / 18)
+    for split, part in (("train", blobs[:500]), ("test", blobs[500:])):
+        write_idx(folder / "blobs" / FILES[f"{split}_images"], part.astype(np.uint8))
+        write_idx(folder / "blobs" / FILES[f"{split}_labels"], np.zeros(len(part), np.uint8))
     rng = random.Random(0)
     words = ["".join(rng.choice("abcdefgh") for _ in range(4)) for _ in range(60)]
     tags = {w: ("NOUN", "VERB", "ADJ")[sum(map(ord, w)) % 3] for w in words}
@@ -84,7 +99,7 @@ def loss_ratio(model: str, learns: Learns, tmp_path: Path) -> tuple[float, list[
                     "callbacks=none", "logger=none", "trainer.enable_progress_bar=false",
                     "trainer.enable_model_summary=false", "trainer.accelerator=cpu", "seed=0"], tmp_path)
     L.seed_everything(cfg.seed, verbose=False)
-    datamodule, module = build(cfg)
+    datamodule, module = build(cfg, {})  # nothing trained first: each model from scratch
     losses = Losses()
     trainer = build_trainer(cfg, [losses], [])
     trainer.fit(module, datamodule=datamodule)
