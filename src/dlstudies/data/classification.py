@@ -27,6 +27,8 @@ class ClassificationDataModule(TensorDataModule):
     transfer (``augment_batch``), so augmentation costs no per-sample Python work.
     """
 
+    kind = "labelled arrays"
+
     def __init__(self, batch_size: int = 128, seed: int = 0, augment: bool = False,
                  train_eval_size: int = 10000) -> None:
         super().__init__(batch_size, EVAL_BATCH, seed)

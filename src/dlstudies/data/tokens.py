@@ -19,6 +19,7 @@ class TokenDataModule(TensorDataModule):
     padding. ``separator`` joins tokens back into text ("" for characters, " " for words).
     """
 
+    kind = "text"
     separator = ""
 
     def __init__(self, block_size: int, batch_size: int, eval_batch_size: int | None,

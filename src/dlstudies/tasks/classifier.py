@@ -29,6 +29,7 @@ class Classifier(Task):
     accuracy of the members alone, for comparison.
     """
 
+    reads = ("labelled arrays",)
     STUDY_METRICS = ("trainset/loss", "trainset/acc", "best/val/loss", "val/acc", "test/loss", "test/acc",
                      "test/err", "trainset/err")
 

@@ -44,6 +44,7 @@ class Diffusion(Task):
     (``test/sample_seconds``, per sample).
     """
 
+    reads = ("labelled points", "labelled arrays")  # toy points (diffusion_mlp), images (unet)
     STUDY_METRICS = ("best/val/loss", "test/loss", "test/sample_distance", "test/sample_distance_floor",
                      "test/sample_distance_normal", "test/sample_nll", "test/sample_nll_floor",
                      "test/sample_nll_normal", "test/sample_seconds")

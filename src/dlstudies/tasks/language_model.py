@@ -23,6 +23,7 @@ class LanguageModel(Task):
     net's forward in ``torch.compile`` (in place, so parameter names and checkpoints are unchanged).
     """
 
+    reads = ("text",)
     STUDY_METRICS = ("best/val/loss", "val/acc", "test/loss", "test/ppl", "test/bpc", "test/acc")
 
     def __init__(self, net: nn.Module, vocab: Sequence[str], lines: bool = True, separator: str = "",
