@@ -185,15 +185,20 @@ def test_binarization_dynamic_per_training_batch_fixed_and_seeded_elsewhere(idx_
     assert torch.allclose(restored, raw, atol=1e-5) and not pixels["binary"]
 
 
-def test_mnist_vae_learns_and_tests_with_importance_samples(tmp_path: Path, idx_dir: Path) -> None:
+def test_mnist_vae_learns_and_tests_with_importance_samples_and_sample_distance(tmp_path: Path, idx_dir: Path) -> None:
+    classifier = train(make_cfg(["experiment=mnist_cnn", f"data.path={idx_dir}", "data.val_size=50",
+                                 "model.net.head=avg", "trainer.max_steps=4", "trainer.val_check_interval=2", *TINY],
+                              tmp_path / "cnn"))  # pooled: 64 features, not 3136
     cfg = make_cfg(["experiment=mnist_vae", f"data.path={idx_dir}", "data.val_size=50", "trainer.max_steps=60",
-                    "trainer.val_check_interval=30", "model.eval_samples=20", "model.net.latent=4", *TINY], tmp_path)
+                    "trainer.val_check_interval=30", "model.eval_samples=20", "model.net.latent=4",
+                    f"model.sample_classifier={classifier['best_ckpt']}", "model.quality_samples=50", *TINY], tmp_path)
     record = train(cfg)
     metrics = record["metrics"]
     assert record["status"] == "completed"
     assert metrics["test/nll"] <= metrics["test/nelbo"] + 1.0  # the 20-sample bound is the tighter one
     assert metrics["val/nelbo"] < 0.7 * 28 * 28 * math.log(2)  # well below a coin flip per pixel (its start)
     assert metrics["test/active_units"] >= 1
+    assert metrics["test/sample_frechet"] > metrics["test/sample_frechet_floor"] > 0
 
 
 def nearest_mean_classifier(images: torch.Tensor, labels: torch.Tensor) -> Classifier:

@@ -14,8 +14,11 @@ same size (it is not 0, since each set's mean and covariance are estimates).
     quality(samples, test_images)          # images (N, C, H, W) or (N, H, W) in [0, 1]
     quality(train_images, test_images)     # its noise floor, at the same N
     quality.class_share(samples, labels)   # class-conditional samples: share classified as asked
+
+``sample_quality`` does all three for a generative task's test.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -96,3 +99,22 @@ class ClassifierDistance:
         device = self.features.head.weight.device
         predicted = torch.cat([self.features.classify(batch.to(device)) for batch in images.split(self.batch_size)])
         return float((predicted == labels.to(device)).float().mean())
+
+
+def sample_quality(sample: Callable[..., torch.Tensor], real: torch.Tensor, held_out: torch.Tensor,
+                   classifier: str | Path, classes: int = 0, seed: int = 0, batch: int = 1000) -> dict[str, float]:
+    """How close a generative model's images come to ``real`` ones (N, C, H, W) in [0, 1], for a
+    task's test: ``sample_frechet``, the distance between N samples and ``real``, beside
+    ``sample_frechet_floor``, that of N other real images (``held_out``, e.g. training images) to
+    the same ``real`` ones. ``sample(n, seed=..., labels=...)`` draws images in [0, 1] (``batch``
+    at a time, seeded from ``seed``); with ``classes`` > 0 it is asked for each class in turn and
+    ``sample_class_share`` is the share of samples the classifier assigns to the class asked for."""
+    distance = ClassifierDistance.from_checkpoint(classifier)
+    parts = torch.arange(len(real)).split(batch)
+    samples = torch.cat([sample(len(part), seed=seed + i, **({"labels": part % classes} if classes else {}))
+                         for i, part in enumerate(parts)])
+    distance.features.to(samples.device)
+    metrics = {"sample_frechet": distance(samples, real), "sample_frechet_floor": distance(held_out[: len(real)], real)}
+    if classes:
+        metrics["sample_class_share"] = distance.class_share(samples, torch.arange(len(real)) % classes)
+    return metrics

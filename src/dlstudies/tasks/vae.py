@@ -20,6 +20,7 @@ from torch.distributions import ContinuousBernoulli, Normal
 from torchmetrics import MeanMetric, Metric
 
 from dlstudies.config.errors import ConfigError
+from dlstudies.metrics.classifier_distance import sample_quality
 from dlstudies.models.vae import VAENet
 from dlstudies.tasks.base import Task
 
@@ -72,11 +73,21 @@ class VAE(Task):
     binary cross-entropy on grey levels is not) or ``gaussian`` with standard deviation ``sigma``.
     ``beta`` weighs the KL term (Higgins et al. 2017), reached linearly over the first
     ``kl_warmup`` steps (Sønderby et al. 2016). See the module docstring for the metrics.
+
+    ``sample_classifier``: a classifier of the same data (a checkpoint, or an experiment's name
+    that train.py trains first): the test then also measures ``quality_samples`` samples against
+    as many test images (metrics/classifier_distance.py: ``test/sample_frechet`` beside its noise
+    floor ``test/sample_frechet_floor``, and ``test/sample_class_share`` for conditional nets).
     """
+
+    STUDY_METRICS = ("val/nelbo", "test/nll", "test/nelbo", "test/rec", "test/kl", "test/active_units",
+                     "test/sample_frechet", "test/sample_frechet_floor")
+    TRAINED_FIRST = ("sample_classifier",)
 
     def __init__(self, net: VAENet, class_names: Sequence[str], pixels: Mapping, likelihood: str = "bernoulli",
                  sigma: float = 0.1, beta: float = 1.0, kl_warmup: int = 0, train_samples: int = 1,
-                 eval_samples: int = 1, **task_kwargs) -> None:
+                 eval_samples: int = 1, sample_classifier: str | None = None, quality_samples: int = 10000,
+                 **task_kwargs) -> None:
         super().__init__(net, **task_kwargs)
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"model.likelihood={likelihood!r} is not allowed; use {', '.join(LIKELIHOODS)}")
@@ -85,7 +96,7 @@ class VAE(Task):
                               "pixels; use bernoulli with data.binarize=dynamic or static, continuous_bernoulli "
                               "or gaussian with data.binarize=none")
         for key, value, low in (("train_samples", train_samples, 1), ("eval_samples", eval_samples, 1),
-                                ("kl_warmup", kl_warmup, 0)):
+                                ("kl_warmup", kl_warmup, 0), ("quality_samples", quality_samples, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"model.{key}={value!r} is not allowed; it must be an integer >= {low}")
         for key, value in (("beta", beta), ("sigma", sigma)):
@@ -93,6 +104,7 @@ class VAE(Task):
                 raise ConfigError(f"model.{key}={value!r} is not allowed; it must be a number > 0")
         self.class_names, self.pixels, self.likelihood, self.sigma = list(class_names), dict(pixels), likelihood, sigma
         self.beta, self.kl_warmup, self.train_samples, self.eval_samples = beta, kl_warmup, train_samples, eval_samples
+        self.sample_classifier, self.quality_samples = sample_classifier, quality_samples
         self.terms = nn.ModuleDict({f"{s}_{t}": MeanMetric() for s in STAGES for t in (*TERMS, "nll")})
         self.active = nn.ModuleDict({s: ActiveUnits(net.latent) for s in STAGES})
 
@@ -200,6 +212,11 @@ class VAE(Task):
 
     def on_test_epoch_end(self) -> None:
         self._log_eval("test")
+        if self.sample_classifier:
+            data, n = self.trainer.datamodule, self.quality_samples
+            quality = sample_quality(self.sample, data.images("test")[:n], data.images("train"),
+                                     self.sample_classifier, self.sample_classes)
+            self.log_dict({f"test/{name}": value for name, value in quality.items()})
 
     def _labels(self, n: int, labels: Sequence[int] | torch.Tensor | None) -> torch.Tensor | None:
         """Class labels for n samples of a conditional net (each class in turn unless given)."""
