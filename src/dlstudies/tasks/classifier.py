@@ -32,6 +32,9 @@ class Classifier(Task):
     ``model_kwargs``), kept so that a trained classifier can judge generated images.
     """
 
+    STUDY_METRICS = ("trainset/loss", "trainset/acc", "best/val/loss", "val/acc", "test/loss", "test/acc",
+                     "test/err", "trainset/err")
+
     def __init__(self, net: nn.Module, class_names: Sequence[str], pixels: Mapping | None = None,
                  **task_kwargs) -> None:
         k = int((task_kwargs.get("regularizer") or {}).get("ensemble", 1))
