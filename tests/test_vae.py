@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import make_cfg, run_command
+from conftest import make_cfg
 from dlstudies.config.errors import ConfigError
 from dlstudies.data.idx import read_idx, write_idx
 from dlstudies.data.mnist import FILES, MNISTDataModule
@@ -19,6 +19,7 @@ from dlstudies.models.mlp_classifier import MLPClassifier
 from dlstudies.models.vae import VAENet
 from dlstudies.tasks.classifier import Classifier
 from dlstudies.tasks.vae import VAE, ActiveUnits, reparameterize
+from dlstudies.sample import sample as sample_command
 from dlstudies.train import train
 
 GREY = {"binary": False, "mean": 0.0, "std": 1.0}
@@ -154,10 +155,11 @@ def test_sizes_and_options_that_do_not_fit_are_one_line_errors() -> None:
         MNISTDataModule(binarize="yes")
 
 
-def test_a_bad_binarize_stops_the_command_in_one_line(tmp_path: Path) -> None:
-    result = run_command(["model=vae", "data=mnist", "data.binarize=maybe", "logger=none"], tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip() == "error: data.binarize='maybe' is not allowed; use none, dynamic, static"
+def test_a_bad_binarize_stops_the_run_before_training_in_one_line(tmp_path: Path) -> None:
+    cfg = make_cfg(["model=vae", "data=mnist", "data.binarize=maybe", *TINY], tmp_path)
+    with pytest.raises(ConfigError, match=r"^data.binarize='maybe' is not allowed; use none, dynamic, static$"):
+        train(cfg)
+    assert not (tmp_path / "run" / "summary.json").exists()  # stopped before anything ran
 
 
 def test_binarization_dynamic_per_training_batch_fixed_and_seeded_elsewhere(idx_dir: Path) -> None:
@@ -191,7 +193,8 @@ def test_mnist_vae_learns_and_tests_with_importance_samples_and_sample_distance(
                               tmp_path / "cnn"))  # pooled: 64 features, not 3136
     cfg = make_cfg(["experiment=mnist_vae", f"data.path={idx_dir}", "data.val_size=50", "trainer.max_steps=60",
                     "trainer.val_check_interval=30", "model.eval_samples=20", "model.net.latent=4",
-                    f"model.sample_classifier={classifier['best_ckpt']}", "model.quality_samples=50", *TINY], tmp_path)
+                    f"model.sample_classifier={classifier['best_ckpt']}", "model.quality_samples=50", *TINY,
+                    "samples=16"], tmp_path)
     record = train(cfg)
     metrics = record["metrics"]
     assert record["status"] == "completed"
@@ -199,6 +202,11 @@ def test_mnist_vae_learns_and_tests_with_importance_samples_and_sample_distance(
     assert metrics["val/nelbo"] < 0.7 * 28 * 28 * math.log(2)  # well below a coin flip per pixel (its start)
     assert metrics["test/active_units"] >= 1
     assert metrics["test/sample_frechet"] > metrics["test/sample_frechet_floor"] > 0
+    assert record["samples_figure"] == str(tmp_path / "run" / "samples.png")  # the grid of 16 samples
+    strip = sample_command(record["best_ckpt"], 6, between=[0, 3], out=str(tmp_path / "strip.png"))
+    assert strip == tmp_path / "strip.png" and strip.stat().st_size > 1000
+    with pytest.raises(ConfigError, match=r"^between=\[0, 60\] is not allowed; give two test image numbers in 0..59$"):
+        sample_command(record["best_ckpt"], 6, between=[0, 60])
 
 
 def nearest_mean_classifier(images: torch.Tensor, labels: torch.Tensor) -> Classifier:
@@ -226,3 +234,14 @@ def test_classifier_distance_is_zero_for_identical_sets_and_grows_with_noise(idx
     assert 0 < noisy[0] < noisy[1] < noisy[2]
     assert distance.class_share(real, labels) == 1.0  # the fixture's classes are its squares' places
     assert distance.class_share(real, (labels + 1) % 10) == 0.0
+
+
+def test_interpolation_strip_runs_from_one_test_image_to_the_other() -> None:
+    torch.manual_seed(0)
+    x = torch.bernoulli(torch.rand(5, 4, 4))
+    data = type("Data", (), {"splits": {"test": (x, torch.zeros(5))}})
+    strip = task(VAENet(in_shape=(4, 4), num_classes=10, depth=1, width=8, latent=2)).sample(6, between=[1, 4],
+                                                                                             data=lambda: data)
+    assert strip.shape == (1, 8, 1, 4, 4)  # one row: image 1, six decodings, image 4
+    assert torch.equal(strip[0, 0, 0], x[1]) and torch.equal(strip[0, -1, 0], x[4])
+    assert not torch.equal(strip[0, 1], strip[0, 6])  # the decodings move along the line

@@ -12,8 +12,8 @@ level) and ``latent``:
 - ``conv``: a stem convolution to ``width`` channels, then ``depth`` stride-2 convolutions that
   double the channels, flattened into a linear map to the code; the decoder mirrors it with a
   linear map, nearest-neighbour upsampling and a convolution per level (no checkerboard of
-  transposed convolutions), and a last convolution to the pixels. The layers are the convnet's
-  (``ConvLayers``: "same" padding, conv -> norm -> activation).
+  transposed convolutions), and a last convolution to the pixels. The layers are the convnets'
+  (models/conv.py: "same" padding, conv -> norm -> activation).
 
 ``conditional``: both maps also read the class (one-hot), so that samples can be asked for a class
 (a conditional VAE, Sohn et al. 2015).
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from dlstudies.config.errors import ConfigError
-from dlstudies.models.cnn import ConvLayers
+from dlstudies.models.conv import ConvLayers, conv_out
 from dlstudies.models.norms import NormFactory
 from dlstudies.models.sizes import check_sizes
 
@@ -77,7 +77,7 @@ class VAENet(nn.Module):
         build = ConvLayers(2, 3, "post", norm, activation, dropout)
         sizes = [tuple(size)]
         for _ in range(depth):
-            sizes.append(tuple((n + 1) // 2 for n in sizes[-1]))  # after a stride-2 "same" convolution
+            sizes.append(tuple(conv_out(n, 3, 2) for n in sizes[-1]))
         widths = [width * 2**level for level in range(depth + 1)]
         top = widths[-1] * math.prod(sizes[-1])
         features = [ImageInput(channels), build.layer(channels, width)]

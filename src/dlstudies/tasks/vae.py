@@ -11,8 +11,9 @@ bound of k samples (its prior and posterior terms weighted by beta).
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -232,18 +233,32 @@ class VAE(Task):
         return labels.expand(n)
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, labels: Sequence[int] | None = None) -> torch.Tensor:
-        """``n`` images (n, C, H, W) in [0, 1]: the means of p(x|z) for codes z ~ N(0, I)."""
+    def sample(self, n: int, seed: int | None = None, labels: Sequence[int] | None = None,
+               between: Sequence[int] | None = None, data: Callable[[], L.LightningDataModule] | None = None
+               ) -> torch.Tensor:
+        """``n`` images (n, C, H, W) in [0, 1]: the means of p(x|z) for codes z ~ N(0, I), of the
+        classes ``labels`` for a conditional net. ``between=[i, j]``: instead, one strip
+        (1, n + 2, C, H, W) from test image i to test image j: the two inputs at its ends and the
+        decodings of n evenly spaced points on the line between their posterior means (``data``
+        builds the run's data; ``python -m dlstudies.sample`` passes it)."""
+        if between is not None:
+            return self._strip(n, between, data)
         generator = None if seed is None else torch.Generator(self.device).manual_seed(seed)
         z = torch.randn(n, self.net.latent, generator=generator, device=self.device)
         return self.images(self.net.decode(z, self._labels(n, labels)))
 
-    @torch.no_grad()
-    def interpolate(self, x: torch.Tensor, steps: int) -> torch.Tensor:
-        """Decodings (steps, C, H, W) along the straight line between the posterior means of two
-        inputs x (2, ...) as the data gives them: how the code space joins the two images."""
+    def _strip(self, n: int, between: Sequence[int], data: Callable[[], L.LightningDataModule] | None) -> torch.Tensor:
+        """The interpolation strip of ``sample(between=...)``."""
         if self.net.classes:
-            raise ConfigError("interpolation is for VAEs not conditional on classes")
-        mean, _ = self.net.encode(self.unit_pixels(x.to(self.device)))
-        weights = torch.linspace(0, 1, steps, device=self.device)[:, None]
-        return self.images(self.net.decode((1 - weights) * mean[0] + weights * mean[1]))
+            raise ConfigError("between= is for VAEs not conditional on classes")
+        if data is None:
+            raise ConfigError("between= needs the run's test images; sample with python -m dlstudies.sample")
+        x = data().splits["test"][0]
+        if len(between) != 2 or not all(isinstance(i, int) and 0 <= i < len(x) for i in between):
+            raise ConfigError(f"between={list(between)} is not allowed; give two test image numbers in 0..{len(x) - 1}")
+        inputs = self.unit_pixels(x[list(between)].to(self.device))
+        mean, _ = self.net.encode(inputs)
+        weights = torch.linspace(0, 1, n, device=self.device)[:, None]
+        decoded = self.images(self.net.decode((1 - weights) * mean[0] + weights * mean[1]))
+        ends = inputs.unsqueeze(1) if inputs.dim() == 3 else inputs
+        return torch.cat([ends[:1], decoded, ends[1:]]).unsqueeze(0)
