@@ -4,13 +4,16 @@ units, the nets' shapes, binarized image data, one-line errors and a short train
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from conftest import make_cfg
+from conftest import make_cfg, run_command
+from dlstudies.callbacks.latent_map import LatentMap
 from dlstudies.config.errors import ConfigError
 from dlstudies.data.idx import read_idx, write_idx
 from dlstudies.data.mnist import FILES, MNISTDataModule
@@ -20,7 +23,9 @@ from dlstudies.models.vae import VAENet
 from dlstudies.tasks.classifier import Classifier
 from dlstudies.tasks.vae import VAE, ActiveUnits, reparameterize
 from dlstudies.sample import sample as sample_command
+from dlstudies.report import report
 from dlstudies.train import train
+from test_studies import job, trends
 
 GREY = {"binary": False, "mean": 0.0, "std": 1.0}
 BINARY = {"binary": True, "mean": 0.0, "std": 1.0}
@@ -239,9 +244,51 @@ def test_classifier_distance_is_zero_for_identical_sets_and_grows_with_noise(idx
 def test_interpolation_strip_runs_from_one_test_image_to_the_other() -> None:
     torch.manual_seed(0)
     x = torch.bernoulli(torch.rand(5, 4, 4))
-    data = type("Data", (), {"splits": {"test": (x, torch.zeros(5))}})
+    data = SimpleNamespace(splits={"test": (x, torch.zeros(5))})
     strip = task(VAENet(in_shape=(4, 4), num_classes=10, depth=1, width=8, latent=2)).sample(6, between=[1, 4],
                                                                                              data=lambda: data)
     assert strip.shape == (1, 8, 1, 4, 4)  # one row: image 1, six decodings, image 4
     assert torch.equal(strip[0, 0, 0], x[1]) and torch.equal(strip[0, -1, 0], x[4])
     assert not torch.equal(strip[0, 1], strip[0, 6])  # the decodings move along the line
+
+
+def test_vae_beta_report_trades_rate_for_distortion(tmp_path: Path) -> None:
+    jobs = []
+    for beta, (rec, kl, active, frechet) in {0.1: (60.0, 45.0, 50, 30.0), 1: (75.0, 25.0, 20, 12.0),
+                                             10: (150.0, 3.0, 3, 40.0)}.items():
+        spec = job({"model.beta": beta}, 0.0, config={"model._target_": "dlstudies.tasks.vae.VAE",
+                                                      "model.net.latent": 50, "model.eval_samples": 100})
+        spec["metrics"] = {"test/rec": rec, "test/kl": kl, "test/nelbo": rec + kl, "test/nll": rec + kl - 3,
+                           "test/active_units": active, "test/sample_frechet": frechet,
+                           "test/sample_frechet_floor": 1.0}
+        jobs.append(spec)
+    assert trends(tmp_path, "vae_beta", jobs) == [
+        "beta=0.1: rate 45.0 nats, distortion 60.0, -ELBO 105.00, NLL 102.00 (k=100), active units 50, "
+        "sample distance 30.00 (floor 1.00)",
+        "beta=1: rate 25.0 nats, distortion 75.0, -ELBO 100.00, NLL 97.00 (k=100), active units 20, "
+        "sample distance 12.00 (floor 1.00)",
+        "beta=10: rate 3.0 nats, distortion 150.0, -ELBO 153.00, NLL 150.00 (k=100), active units 3, "
+        "sample distance 40.00 (floor 1.00)",
+        "from beta=0.1 to 10: rate 45.0 -> 3.0 nats, distortion 60.0 -> 150.0 nats; lowest NLL 97.00 at beta=1"]
+
+
+@pytest.mark.slow
+def test_vae_beta_smoke_study_then_report(tmp_path: Path, idx_dir: Path) -> None:
+    result = run_command(["-m", "+sweep=vae_beta", "study.scale=smoke", "hydra.launcher.n_jobs=1", "logger=csv",
+                          f"data.path={idx_dir}", "data.val_size=50"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "vae_beta" / "multiruns").iterdir()
+    outputs = report(sweep, use_wandb=False)
+    table = pd.read_csv(outputs["csv"])
+    assert len(table) == 2 and set(table["status"]) == {"completed"}
+    assert (table["test/sample_frechet_floor"] > 0).all() and table["checkpoint"].notna().all()
+    assert outputs["png"].stat().st_size > 30_000  # the curves and a grid of samples per beta
+
+
+def test_latent_map_draws_the_codes_by_class_and_the_decodings_over_the_plane(tmp_path: Path) -> None:
+    model = task(VAENet(in_shape=(4, 4), num_classes=10, depth=1, width=8, latent=2))
+    x, y = torch.bernoulli(torch.rand(50, 4, 4)), torch.arange(50) % 10
+    data = SimpleNamespace(splits={"test": (x, y)}, class_names=[str(c) for c in range(10)])
+    LatentMap(tmp_path, "a 2-D code", points=5).on_test_end(SimpleNamespace(datamodule=data, is_global_zero=True),
+                                                             model)
+    assert (tmp_path / "latent_map.png").stat().st_size > 10_000

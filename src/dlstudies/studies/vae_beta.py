@@ -41,7 +41,7 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     rate.plot(merged["kl"], merged["rec"], marker="o")
     for row in merged.itertuples():
         rate.annotate(f"beta={row.beta:g}", (row.kl, row.rec), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    rate.set(xlabel="rate: KL(q(z|x) || p(z)) (nats per image)", ylabel="distortion: -E_q log p(x|z) (nats per image)",
+    rate.set(xlabel="rate: KL(q(z|x) || p(z)) (nats per image)", ylabel="distortion: E_q[-log p(x|z)] (nats)",
              title="rate against distortion (test)")
     errorbar(nll, stats["nelbo"], "beta", "-ELBO")
     k = int(table["eval_samples"].max())
@@ -49,11 +49,11 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     errorbar(active, stats["active"], "beta", f"active units (of {int(table['latent'].max())})")
     errorbar(distance, stats["frechet"], "beta", "samples vs test images")
     errorbar(distance, stats["floor"], "beta", "noise floor: training vs test images", linestyle="--")
-    swept_axes([nll, active, distance], ("test NLL (nats per image)", "active units (Burda et al.)",
-                                         "Fréchet distance, mnist_cnn features"), table["beta"], "beta")
+    swept_axes([nll, active, distance], ("test NLL and -ELBO", "active units (Burda et al.)", "sample distance"),
+               table["beta"], "beta")
     nll.set_ylabel("nats per image")
     active.set_ylabel("latent dimensions with Cov_x E_q[z] > 0.01")
-    distance.set_ylabel("Fréchet distance (classifier features)")
+    distance.set_ylabel("Fréchet distance in mnist_cnn's features")
 
     grids = table.dropna(subset=["checkpoint"]).sort_values("beta").drop_duplicates("beta")
     for ax, row in zip(bottom.subplots(1, max(len(grids), 1), squeeze=False)[0], grids.itertuples()):
