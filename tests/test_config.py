@@ -18,6 +18,7 @@ from dlstudies.config.errors import ConfigError
 from dlstudies.tasks.classifier import Classifier
 from dlstudies.tasks.language_model import LanguageModel
 from dlstudies.tasks.seq2seq import Seq2Seq
+from dlstudies.tasks.vae import VAE
 
 # Groups whose options build objects of their own here; optimizer, scheduler, norm, activation,
 # init and regularizer options have the tests further down.
@@ -43,6 +44,11 @@ def check_model(cfg: DictConfig) -> None:
                              tgt_vocab=VOCAB[:7])
         src, tgt = torch.randint(1, 11, (2, 5)), torch.randint(1, 7, (2, 4))
         assert isinstance(module, Seq2Seq) and module(src, tgt).shape == (2, 4, 7)
+    elif cfg.model._target_.endswith("VAE"):  # images in [0, 1]: 0/1 pixels for a Bernoulli likelihood
+        pixels = {"binary": cfg.model.likelihood == "bernoulli", "mean": 0.0, "std": 1.0}
+        module = instantiate(cfg.model, net={"in_shape": [28, 28], "num_classes": 10}, class_names=list(VOCAB[1:]),
+                             pixels=pixels)
+        assert isinstance(module, VAE) and module.sample(3, seed=0).shape == (3, 1, 28, 28)
     else:
         module = instantiate(cfg.model, net={"in_shape": [40], "num_classes": 4}, class_names=list("abcd"))
         assert isinstance(module, Classifier) and module(torch.zeros(2, 40)).shape[-2:] == (2, 4)
