@@ -67,6 +67,9 @@ def sample(ckpt_path: str, n: int, seed: int | None = None, out: str | None = No
     if n < 1:
         raise ConfigError(f"n={n} is not allowed; it must be an integer >= 1")
     check_options(module, options)
+    title = sample_title((read_summary(run_folder(ckpt_path)) or {}).get("choices", {}), n, seed,
+                         fallback=type(module).__name__)
+    title += "".join(f", {name}={value}" for name, value in options.items())  # what else shaped them
     if "data" in inspect.signature(module.sample).parameters:
         options["data"] = lambda: test_data(config)
     samples = module.sample(n, seed=seed, **options)
@@ -74,10 +77,8 @@ def sample(ckpt_path: str, n: int, seed: int | None = None, out: str | None = No
         if out:
             Path(out).expanduser().write_text("".join(f"{text}\n" for text in samples), encoding="utf-8")
         return samples
-    folder = run_folder(ckpt_path)
-    choices = (read_summary(folder) or {}).get("choices", {})
-    path = Path(out).expanduser() if out else folder / f"samples_{Path(ckpt_path).stem}.png"
-    return save_samples(samples, path, sample_title(choices, n, seed, fallback=type(module).__name__))
+    path = Path(out).expanduser() if out else run_folder(ckpt_path) / f"samples_{Path(ckpt_path).stem}.png"
+    return save_samples(samples, path, title)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="sample")
