@@ -59,6 +59,7 @@ LEARNS = {  # each ratio leaves a margin over what the option reached (seed 0); 
     "encoder_decoder": Learns(NUMBERS, 300, 0.005, slow=True),  # 0.001; at lr 0.01: 0.012
     "diffusion_mlp": Learns(MOONS, 300, 0.4),  # 0.24
     "unet": Learns(BLOBS, 300, 0.5, slow=True),
+    "vae": Learns(BLOBS, 300, 0.5),
 }
 
 
