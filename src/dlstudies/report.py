@@ -125,8 +125,9 @@ def _log_to_wandb(sweep: Path, study: str, table: pd.DataFrame, png: Path) -> No
         return
     import wandb
 
+    mode = "offline" if wandb_offline() else None  # None: W&B's own choice, WANDB_MODE when it is set
     run = wandb.init(project=settings.get("project", "dlstudies"), group=sweep.name, job_type="report",
-                     name=f"{study}-report", dir=str(sweep), mode="offline" if wandb_offline() else "online")
+                     name=f"{study}-report", dir=str(sweep), mode=mode)
     plain = table.drop(columns=[c for c in table if table[c].map(lambda v: isinstance(v, list)).any()])
     run.log({f"{study}/figure": wandb.Image(str(png)), f"{study}/table": wandb.Table(dataframe=plain)})
     run.finish()
