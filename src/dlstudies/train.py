@@ -28,6 +28,7 @@ from dlstudies.config.argv import check_choices
 from dlstudies.config.errors import ConfigError, one_line
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.config.validation import validate
+from dlstudies.hub import use_pretrained
 from dlstudies.launch import forget_ddp_job, place_job, resume_point, run_ddp_ranks_from_job_config
 from dlstudies.loggers import build_loggers, finish, log_config, watch_best
 from dlstudies.summary import COMMAND, RunRecord, best_checkpoint, command_line, read_summary
@@ -100,6 +101,7 @@ def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
     started = time.time()
 
     # Build: data and model, then the callbacks, loggers and Trainer around them.
+    use_pretrained(cfg)  # a Hugging Face checkpoint's sizes and tokenizer, recorded as the run's own
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, module = build(cfg)
