@@ -1,5 +1,6 @@
 """Every option of every config group composes, resolves and builds what it names."""
 
+import ast
 import math
 from functools import partial
 from pathlib import Path
@@ -154,3 +155,14 @@ def test_unknown_options_are_rejected_in_one_line() -> None:
 def test_partial_factories_are_what_models_receive(tmp_path: Path) -> None:
     cfg = make_cfg(["norm=layernorm", "activation=gelu"], tmp_path)
     assert isinstance(instantiate(cfg.norm), partial) and isinstance(instantiate(cfg.activation), partial)
+
+
+def test_config_is_the_floor() -> None:
+    """config/ imports nothing of dlstudies above it: every other module may use it."""
+    from dlstudies import PACKAGE_DIR
+
+    for path in sorted((PACKAGE_DIR / "config").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dlstudies"):
+                assert node.module == "dlstudies" or node.module.startswith("dlstudies.config."), \
+                    f"{path.name} imports {node.module}"

@@ -20,8 +20,9 @@ from omegaconf import DictConfig, open_dict
 from conftest import run_command
 from dlstudies import CONF_DIR
 from dlstudies.config.errors import ConfigError
+from dlstudies.config.gpus import SIMULATE_GPUS, sweep_jobs
 from dlstudies.config.resolvers import register_resolvers
-from dlstudies.launch import SIMULATE_GPUS, claim_gpus, place_job, sweep_jobs
+from dlstudies.launch import claim_gpus, place_job
 
 # Bigram jobs of a few seconds, on simulated GPUs.
 QUICK = ["model=bigram", "trainer.accelerator=gpu", "trainer.val_check_interval=5", "logger=csv",

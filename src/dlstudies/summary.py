@@ -104,7 +104,8 @@ class RunRecord:
     ``data`` keeps the run's overrides and choices, its provenance (command, git commit,
     versions), status (running, completed, diverged, failed, interrupted), action (started,
     resumed), parameter count, seed, threads, GPUs held, folder, metrics (with ``best/<monitor>``),
-    best checkpoint, samples, error, start and end (Unix time), wall time and steps.
+    best checkpoint, samples (texts, or the path of their picture), error, start and end (Unix time),
+    wall time and steps.
     """
 
     def __init__(self, cfg: DictConfig, action: str, n_params: int, started: float,
@@ -152,7 +153,10 @@ class RunRecord:
         for result in results:
             self.data["metrics"].update({k: float(v) for k, v in result.items()})
 
-    def sampled(self, texts: list[str] | None) -> None:
-        """The texts the model generated, when it generated any."""
+    def sampled(self, texts: list[str] | None, figure: Path | None) -> None:
+        """The texts the model generated, or the picture of its image or point samples (``samples``
+        and ``samples_figure``), when it generated any."""
         if texts is not None:
             self.data["samples"] = texts
+        if figure is not None:
+            self.data["samples_figure"] = str(figure)

@@ -13,7 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from dlstudies.data.bpe import END, characters_per_token, read_tokenizer, tokens
 from dlstudies.data.tokens import IGNORE
-from dlstudies.generate import generate
+from dlstudies.generation.generate import generate
 from dlstudies.hub import hf_checkpoint
 from dlstudies.models.gpt2 import gpt2_options, load_gpt2
 from dlstudies.models.transformer import TransformerLanguageModel
@@ -33,6 +33,8 @@ class LanguageModel(Task):
     the net (built to its sizes, ``dlstudies.hub.use_pretrained``) starts from; they are loaded
     when fitting starts, so a fine-tuned checkpoint loads without them.
     """
+
+    STUDY_METRICS = ("best/val/loss", "val/acc", "test/loss", "test/ppl", "test/bpc", "test/acc")
 
     def __init__(self, net: nn.Module, vocab: Sequence[str], lines: bool = True, separator: str = "",
                  tokenizer: str | None = None, pretrained: str | None = None, compile: bool = False,
@@ -135,20 +137,25 @@ class LanguageModel(Task):
         return self.separator.join(self.vocab[i] for i in ids)
 
     def sample(self, n: int = 10, prompt: str = "", max_new_tokens: int | None = None,
-               temperature: float = 1.0, top_k: int | None = None, seed: int | None = None) -> list[str]:
-        """``n`` generated texts: whole lines (names) for line corpora, else 200-token continuations."""
+               temperature: float = 1.0, top_k: int | None = None, seed: int | None = None,
+               use_cache: bool = True) -> list[str]:
+        """``n`` generated texts: whole lines (names) for line corpora, else 200-token continuations.
+        ``use_cache``: through the net's key-value cache, where it has one (the same texts, faster).
+        ``sampled_tokens`` then holds the number of tokens generated (for speed reports)."""
+        if temperature < 0:
+            raise ValueError(f"temperature={temperature} is not allowed; it must be >= 0 (0: the most likely token)")
         prompt_ids = self.encode(prompt)
         start = [self.boundary] * self.lines + prompt_ids or [self.boundary]
         idx = torch.tensor([start] * n, dtype=torch.long, device=self.device)
         generator = None if seed is None else torch.Generator(self.device).manual_seed(seed)
         was_training = self.net.training
         self.net.eval()
-        out = generate(self.net, idx, max_new_tokens or (100 if self.lines else 200), temperature,
-                       top_k, stop_token=self.boundary if self.lines else None, generator=generator)
+        out = generate(self.net, idx, max_new_tokens or (100 if self.lines else 200), temperature, top_k,
+                       stop_token=self.boundary if self.lines else None, generator=generator, use_cache=use_cache)
         self.net.train(was_training)
-        texts = []
+        texts, self.sampled_tokens = [], 0
         for row in out[:, len(start) :].tolist():
-            if self.lines and self.boundary in row:
-                row = row[: row.index(self.boundary)]
-            texts.append(self.decode(prompt_ids + row))
+            end = row.index(self.boundary) if self.lines and self.boundary in row else len(row)
+            self.sampled_tokens += min(end + 1, len(row))  # the boundary that ends a line counts
+            texts.append(self.decode(prompt_ids + row[:end]))
         return texts
