@@ -22,9 +22,10 @@ TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\n
         "Café crème, naïve señor — ça va?\n") * 30
 
 
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    path = tmp_path / "corpus.txt"
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The text in a file, written once for every test here (none writes to it)."""
+    path = tmp_path_factory.mktemp("bpe") / "corpus.txt"
     path.write_text(TEXT, encoding="utf-8")
     return path
 

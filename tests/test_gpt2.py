@@ -4,6 +4,7 @@ in our GPT as in GPT2LMHeadModel, fine-tunes through train.py, and checkpoints o
 hold stop in one line."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from dlstudies.config.errors import ConfigError
 from dlstudies.data.bpe import train_bpe
 from dlstudies.hub import hf_checkpoint
 from dlstudies.models.gpt2 import gpt2_options
+from dlstudies.sample import sample
 from dlstudies.tasks.language_model import LanguageModel
 from dlstudies.train import train
 
@@ -59,6 +61,15 @@ def test_logits_and_greedy_tokens_equal_gpt2lmheadmodel(gpt2: tuple[Path, torch.
                                   pad_token_id=0)
     assert len(set(expected[0].tolist())) > 10  # a varied continuation, not one token repeated
     assert ours.sample(1, prompt=prompt, max_new_tokens=40, temperature=0) == [ours.decode(expected[0].tolist())]
+
+
+def test_sample_command_generates_with_the_checkpoints_tokenizer_and_reports_its_speed(
+        gpt2: tuple[Path, torch.nn.Module], capsys: pytest.CaptureFixture) -> None:
+    texts = sample(f"hf:{gpt2[0]}", 3, seed=0, prompt="It is a truth", max_new_tokens=20, temperature=0.8, top_k=50)
+    assert len(texts) == 3 and all(text.startswith("It is a truth") for text in texts)
+    assert sample(f"hf:{gpt2[0]}", 3, seed=0, prompt="It is a truth", max_new_tokens=20, temperature=0.8,
+                  top_k=50, use_cache=False) == texts  # the same tokens without the cache
+    assert re.search(r"^60 tokens in [\d.]+ s: [\d.]+ tokens/s on \d+ threads$", capsys.readouterr().err, re.M)
 
 
 def test_fine_tuning_continues_from_the_checkpoint(gpt2: tuple[Path, torch.nn.Module], corpus: Path,

@@ -28,20 +28,16 @@ def train_bpe(text: str, vocab_size: int) -> Tokenizer:
 
 def read_tokenizer(path: str | Path, key: str = "data.tokenizer") -> Tokenizer:
     """The byte-level BPE tokenizer saved at ``path``; a one-line error (naming it as ``key``)
-    for a missing or unreadable file, or a tokenizer of another kind."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"{key}={path} is not allowed; use bpe (trained on the data) or the path of "
-                          "a tokenizer.json")
+    for an unreadable file or a tokenizer of another kind."""
     try:
-        tokenizer = Tokenizer.from_file(str(file))
+        tokenizer = Tokenizer.from_file(str(Path(path).expanduser()))
     except Exception as error:  # the Rust parser's message names the JSON problem
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(f"{key}={path} is not a readable tokenizer.json ({reason})") from None
-    return checked(tokenizer, f"{key}={path}")
+    return byte_level(tokenizer, f"{key}={path}")
 
 
-def checked(tokenizer: Tokenizer, where: str) -> Tokenizer:
+def byte_level(tokenizer: Tokenizer, where: str) -> Tokenizer:
     """``tokenizer`` itself when it is byte-level BPE with END, else a one-line error."""
     kind = json.loads(tokenizer.to_str())
     model, decoder = kind["model"]["type"], (kind.get("decoder") or {}).get("type")
@@ -53,7 +49,7 @@ def checked(tokenizer: Tokenizer, where: str) -> Tokenizer:
     return tokenizer
 
 
-def tokens(tokenizer: Tokenizer) -> list[str]:
+def vocabulary(tokenizer: Tokenizer) -> list[str]:
     """The tokenizer's vocabulary in id order (byte-level strings such as 'Ġthe')."""
     return [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]
 
@@ -75,4 +71,4 @@ def characters_per_token(tokenizer: Tokenizer) -> list[int]:
     byte = _byte_of_symbol()
     special = set(tokenizer.get_added_tokens_decoder())
     return [1 if i in special else sum(byte[s] & 0xC0 != 0x80 for s in token)
-            for i, token in enumerate(tokens(tokenizer))]
+            for i, token in enumerate(vocabulary(tokenizer))]

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from dlstudies.config.errors import ConfigError
 from dlstudies.data.base import TensorDataModule
-from dlstudies.data.bpe import END, MIN_VOCAB, read_tokenizer, tokens, train_bpe
+from dlstudies.data.bpe import END, MIN_VOCAB, read_tokenizer, train_bpe, vocabulary
 from dlstudies.data.tensors import window_loader
 from dlstudies.files import atomic_path, write_text
 
@@ -85,7 +85,7 @@ class TokenDataModule(TensorDataModule):
                 write_text(tokenizer_file, tokenizer.to_str())
                 with atomic_path(tensors_file) as tmp:
                     torch.save(splits, tmp)
-        self.vocab, self.tokenizer_json = tokens(tokenizer), tokenizer.to_str()
+        self.vocab, self.tokenizer_json = vocabulary(tokenizer), tokenizer.to_str()
         if self.stream:
             self.set_streams({name: ids for name, (ids,) in splits.items()})
         else:

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from dlstudies.data.bpe import END, characters_per_token, read_tokenizer, tokens
+from dlstudies.data.bpe import END, characters_per_token, read_tokenizer, vocabulary
 from dlstudies.data.tokens import IGNORE
 from dlstudies.generation.generate import generate
 from dlstudies.hub import hf_checkpoint
@@ -67,7 +67,7 @@ class LanguageModel(Task):
         tokenizer = read_tokenizer(checkpoint.tokenizer, key)
         net = TransformerLanguageModel(tokenizer.get_vocab_size(), **instantiate(options))
         load_gpt2(net, checkpoint.weights(), checkpoint.where)
-        return cls(net, tokens(tokenizer), lines=False, tokenizer=tokenizer.to_str(),
+        return cls(net, vocabulary(tokenizer), lines=False, tokenizer=tokenizer.to_str(),
                    optimizer=torch.optim.AdamW).eval()
 
     def setup(self, stage: str) -> None:
