@@ -76,7 +76,7 @@ def test_fine_tuning_continues_from_the_checkpoint(gpt2: tuple[Path, torch.nn.Mo
                                                    tmp_path: Path) -> None:
     folder, reference = gpt2
     cfg = make_cfg(["model=transformer", f"model.pretrained=hf:{folder}", "data=chars", f"data.path={corpus}",
-                    "data.block_size=32", "data.batch_size=8", "optimizer.lr=3e-3", "trainer.max_steps=30",
+                    "data.block_size=32", "data.batch_size=8", "optimizer.lr=3e-3", "scheduler=none", "trainer.max_steps=30",
                     "trainer.val_check_interval=30", "logger=none", "samples=2", "test=false",
                     "trainer.enable_progress_bar=false"], tmp_path)
     record = train(cfg)
