@@ -16,6 +16,7 @@ from conftest import make_cfg
 from dlstudies.config.argv import check_choices, group_options
 from dlstudies.config.errors import ConfigError
 from dlstudies.tasks.classifier import Classifier
+from dlstudies.tasks.diffusion import Diffusion
 from dlstudies.tasks.language_model import LanguageModel
 from dlstudies.tasks.seq2seq import Seq2Seq
 
@@ -43,6 +44,11 @@ def check_model(cfg: DictConfig) -> None:
                              tgt_vocab=VOCAB[:7])
         src, tgt = torch.randint(1, 11, (2, 5)), torch.randint(1, 7, (2, 4))
         assert isinstance(module, Seq2Seq) and module(src, tgt).shape == (2, 4, 7)
+    elif cfg.model._target_.endswith("Diffusion"):  # a noise predictor of the data's shape
+        shape = [28, 28] if cfg.model.net._target_.endswith("UNet") else [2]
+        module = instantiate(cfg.model, net={"in_shape": shape, "num_classes": 4}, class_names=list("abcd"))
+        z = torch.zeros(2, *shape)
+        assert isinstance(module, Diffusion) and module.net(z, torch.ones(2, dtype=torch.long)).shape == z.shape
     else:
         module = instantiate(cfg.model, net={"in_shape": [40], "num_classes": 4}, class_names=list("abcd"))
         assert isinstance(module, Classifier) and module(torch.zeros(2, 40)).shape[-2:] == (2, 4)

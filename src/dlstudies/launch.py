@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from dlstudies.checkpoint import saved_checkpoints, why_not_resumable
 from dlstudies.config.errors import ConfigError
 from dlstudies.config.gpus import SIMULATE_GPUS, gpu_request, visible_gpus
 from dlstudies.summary import read_summary
@@ -104,7 +105,7 @@ def place_job(cfg: DictConfig) -> Iterator[list[str] | None]:
     names = visible_gpus()
     devices = cfg.trainer.get("devices", 1)
     request = gpu_request(cfg.trainer.get("accelerator", "auto"), devices, len(names))
-    if request is None or not _claims_gpus(cfg) or resume_point(cfg)[0] == "skip":
+    if request is None or not _claims_gpus(cfg) or finished(cfg):
         yield None
         return
     candidates, count = request
@@ -121,23 +122,44 @@ def place_job(cfg: DictConfig) -> Iterator[list[str] | None]:
         yield held
 
 
+def _resumes(cfg: DictConfig) -> bool:
+    """Only multirun jobs with ``resume=true`` look at their folder: a single run's folder is always new."""
+    return bool(cfg.get("resume") and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN)
+
+
+def finished(cfg: DictConfig) -> bool:
+    """Whether this sweep job completed (or diverged) when its sweep ran before."""
+    summary = read_summary(cfg.paths.output_dir) if _resumes(cfg) else None
+    return summary is not None and summary.get("status") in ("completed", "diverged")
+
+
 def resume_point(cfg: DictConfig) -> tuple[str, str | None]:
     """``("skip", None)`` if this job already completed, ``("resume", <checkpoint>)`` if it was cut
-    off after a checkpoint (last.ckpt, or interrupted.ckpt when it was interrupted since), else
-    ``("start", cfg.ckpt_path)``. Only multirun jobs with ``resume=true`` look at their folder: a
-    single run's folder is always new.
+    off after a checkpoint (the newest one it can resume from), else ``("start", cfg.ckpt_path)``.
+
+    Checkpoints are tried newest first (last, interrupted, best); each one that cannot be read (a
+    file an older version or another program left truncated) is skipped with a line saying why,
+    so that one job's bad file never stops the sweep.
     """
-    if not (cfg.get("resume") and HydraConfig.initialized()
-            and HydraConfig.get().mode == RunMode.MULTIRUN):
+    if finished(cfg):
+        return "skip", None
+    if not _resumes(cfg):
         return "start", cfg.ckpt_path
     run_dir = Path(cfg.paths.output_dir)
-    summary = read_summary(run_dir)
-    if summary is not None and summary.get("status") in ("completed", "diverged"):
-        return "skip", None
-    # The newer of the last checkpoint and the one saved when the job was interrupted.
-    saved = [c for c in (run_dir / "checkpoints" / f"{n}.ckpt" for n in ("last", "interrupted")) if c.is_file()]
-    latest = max(saved, key=lambda c: c.stat().st_mtime, default=None)
-    return ("resume", str(latest)) if latest else ("start", cfg.ckpt_path)
+    saved = saved_checkpoints(run_dir)
+    for checkpoint in saved:
+        reason = why_not_resumable(checkpoint)
+        if reason is None:
+            return "resume", str(checkpoint)
+        _say(f"skipped {checkpoint}: {reason}")
+    if saved:
+        _say(f"no readable checkpoint in {run_dir / 'checkpoints'}: the job starts again from "
+             f"{cfg.ckpt_path or 'step 0'}")
+    return "start", cfg.ckpt_path
+
+
+def _say(line: str) -> None:
+    print(f"resume: {line}", file=sys.stderr, flush=True)
 
 
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "GLOBAL_RANK")

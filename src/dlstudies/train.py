@@ -14,16 +14,18 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 
 from dlstudies import CONF_DIR
 from dlstudies.callbacks.divergence import StopOnDivergence
 from dlstudies.callbacks.final_validation import ValidateAtEnd
 from dlstudies.callbacks.metadata import CheckpointMetadata
 from dlstudies.callbacks.samples import Samples
-from dlstudies.checkpoint import check_resumable, read_checkpoint
+from dlstudies.checkpoint import AtomicCheckpointIO, check_resumable, read_checkpoint
 from dlstudies.config.argv import check_choices
 from dlstudies.config.errors import ConfigError, one_line
 from dlstudies.config.resolvers import register_resolvers
@@ -33,7 +35,7 @@ from dlstudies.hub import use_pretrained
 from dlstudies.launch import forget_ddp_job, place_job, resume_point, run_ddp_ranks_from_job_config
 from dlstudies.loggers import build_loggers, finish, log_config, watch_best
 from dlstudies.prerequisites import on_this_device, trained_first
-from dlstudies.summary import COMMAND, RunRecord, best_checkpoint, command_line, read_summary
+from dlstudies.summary import COMMAND, RunRecord, best_checkpoint, command_line, read_summary, write_failure
 
 console = Console()
 errors = Console(stderr=True)
@@ -53,15 +55,18 @@ def build(cfg: DictConfig, trained: dict[str, str]) -> tuple[L.LightningDataModu
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list) -> L.Trainer:
-    """The Trainer with the callbacks group's callbacks; ``trainer.enable_progress_bar=false``
-    drops the group's progress bar instead of failing on it."""
+    """The Trainer with the callbacks group's callbacks and the atomic checkpoint writer;
+    ``trainer.enable_progress_bar=false`` drops the group's progress bar instead of failing on it."""
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + callbacks
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     try:
-        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except (InstantiationException, ValueError) as error:
         raise one_line(error) from None
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not a plugin the user chose
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+    return trainer
 
 
 def _report(record: dict) -> None:
@@ -166,6 +171,12 @@ def run_job(cfg: DictConfig) -> float | None:
     except ConfigError as error:
         errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as error:  # a full disk, a lost mount: one line; a sweep moves on to its next job
+        errors.print(f"[red]failed:[/red] {escape(write_failure(error, cfg.paths.output_dir))}",
+                     highlight=False, soft_wrap=True)
+        if HydraConfig.get().mode == RunMode.RUN:
+            sys.exit(1)
+        return float("nan")
     except (KeyboardInterrupt, SystemExit) as stop:
         summary = read_summary(cfg.paths.output_dir)
         if summary is None or summary["status"] != "interrupted":
