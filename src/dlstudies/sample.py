@@ -1,6 +1,8 @@
 """Sample from a generative model's checkpoint: ``python -m dlstudies.sample ckpt_path=... n=64``.
 
-Texts (language models) are printed; image and point samples are drawn into one picture, written
+Texts (language models) are printed, and how many tokens per second were generated;
+``ckpt_path=hf:<hub name or folder>`` samples a GPT-2-family checkpoint (config.json, safetensors,
+tokenizer.json) in our GPT. Image and point samples are drawn into one picture, written
 to ``out=`` or to ``samples_<checkpoint name>.png`` in the checkpoint's run folder. Every other key
 of conf/sample.yaml that is set (null: the task's default) is an option of the task's ``sample``
 (``prompt``, ``temperature``, ...; ``+name=value`` passes one the file does not list). A task whose
@@ -10,6 +12,7 @@ options that start from real examples (a VAE's interpolation between two test im
 
 import inspect
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -17,13 +20,16 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
 
 from dlstudies import CONF_DIR
 from dlstudies.checkpoint import load_module
 from dlstudies.config.errors import ConfigError, print_error
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.generation.figures import kind, sample_title, save_samples
+from dlstudies.hub import is_hf
 from dlstudies.summary import read_summary
+from dlstudies.tasks.language_model import LanguageModel
 from dlstudies.tasks.seq2seq import Seq2Seq
 
 OWN_KEYS = ("ckpt_path", "n", "seed", "out", "paths")  # the command's own; the rest go to sample()
@@ -60,7 +66,7 @@ def sample(ckpt_path: str, n: int, seed: int | None = None, out: str | None = No
            **options) -> list[str] | Path:
     """The checkpoint's ``n`` samples: its texts, or the path of the picture of its image or
     point samples; texts go to ``out`` too, one per line, when it is given."""
-    module, config = load_module(ckpt_path)
+    module, config = (LanguageModel.from_pretrained(ckpt_path), None) if is_hf(ckpt_path) else load_module(ckpt_path)
     if not hasattr(module, "sample"):
         raise ConfigError(f"ckpt_path={ckpt_path} holds a {type(module).__name__}, which does not sample; "
                           "give the checkpoint of a generative model")
@@ -75,8 +81,14 @@ def sample(ckpt_path: str, n: int, seed: int | None = None, out: str | None = No
     title += "".join(f", {name}={value}" for name, value in options.items())  # what else shaped them
     if "data" in inspect.signature(module.sample).parameters:
         options["data"] = lambda: test_data(config)
+    started = time.perf_counter()
     samples = module.sample(n, seed=seed, **options)
+    seconds = time.perf_counter() - started
     if kind(samples) == "texts":
+        if getattr(module, "sampled_tokens", None):
+            Console(stderr=True).print(f"{module.sampled_tokens} tokens in {seconds:.2f} s: "
+                                       f"{module.sampled_tokens / seconds:.1f} tokens/s on "
+                                       f"{torch.get_num_threads()} threads", highlight=False)
         if out:
             Path(out).expanduser().write_text("".join(f"{text}\n" for text in samples), encoding="utf-8")
         return samples

@@ -31,6 +31,7 @@ from dlstudies.config.errors import ConfigError, one_line, print_error
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.config.validation import validate
 from dlstudies.generation.figures import sample_title
+from dlstudies.hub import use_pretrained
 from dlstudies.launch import forget_ddp_job, place_job, resume_point, run_ddp_ranks_from_job_config
 from dlstudies.loggers import build_loggers, finish, log_config, watch_best
 from dlstudies.prerequisites import on_this_device, trained_first
@@ -110,6 +111,7 @@ def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
 
     # Build: data and model (given the checkpoints of the runs it needs trained first), then the
     # callbacks, loggers and Trainer around them.
+    use_pretrained(cfg)  # a Hugging Face checkpoint's sizes and tokenizer, recorded as the run's own
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     recipes = trained_first(cfg)
