@@ -1,7 +1,9 @@
 """The masked-LM and fine-tuning tasks: BERT's masking statistics, fixed evaluation masks, learning
 on tiny data with each head, pre-trained encoders loaded (and refused in one line), frozen
-encoders, and the pre-training run shared by parallel jobs through its lock."""
+encoders, the pre-training run shared by parallel jobs through its lock, and a run that names
+its pre-training recipe starting from that recipe's checkpoint."""
 
+import shutil
 import threading
 from functools import partial
 from pathlib import Path
@@ -11,13 +13,13 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-import dlstudies.pretraining
+import dlstudies.prerequisites
 from conftest import make_cfg
 from dlstudies.config.errors import ConfigError
 from dlstudies.data.tensors import tensor_loader
 from dlstudies.data.tokens import IGNORE
 from dlstudies.models.bert import BertClassifier, BertMaskedLM, BertTagger
-from dlstudies.pretraining import pretrained_run, recipe_key
+from dlstudies.prerequisites import Recipe, on_this_device, recipe_key, trained_first
 from dlstudies.summary import write_summary
 from dlstudies.tasks.fine_tuning import EncoderClassifier, TokenClassifier, load_encoder
 from dlstudies.tasks.masked_lm import MaskedLanguageModel, mask_tokens
@@ -202,6 +204,13 @@ def test_frozen_encoder_stays_unchanged_while_the_head_learns(mlm_checkpoint: Pa
     assert classifier.n_params == 32 * 2 + 2  # trainable: the head alone
 
 
+def pretrained_run(experiment: str, overrides: list[str], cache_dir: Path) -> Path:
+    """The recipe's checkpoint, trained first unless a completed run exists (as train() does)."""
+    recipe = Recipe.kept_in(cache_dir, experiment, overrides)
+    recipe.train_once()
+    return recipe.checkpoint
+
+
 def test_parallel_jobs_share_one_pretraining_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Four jobs ask for the same recipe at once: one trains it (under the lock), all get its
     checkpoint; a second recipe trains again; a failed run is redone by the next job."""
@@ -212,8 +221,8 @@ def test_parallel_jobs_share_one_pretraining_run(tmp_path: Path, monkeypatch: py
         threading.Event().wait(0.3)  # long enough for the others to reach the lock
         write_summary(run_dir, {"status": "failed" if "seed=7" in overrides else "completed"})
 
-    monkeypatch.setattr(dlstudies.pretraining, "_train", fake_train)
-    monkeypatch.setattr(dlstudies.pretraining, "recipe_key", lambda experiment, overrides: str(len(overrides)))
+    monkeypatch.setattr(dlstudies.prerequisites, "_train", fake_train)
+    monkeypatch.setattr(dlstudies.prerequisites, "recipe_key", lambda experiment, overrides: str(len(overrides)))
     results = []
     jobs = [threading.Thread(target=lambda: results.append(pretrained_run("names_bert_mlm", [], tmp_path)))
             for _ in range(4)]
@@ -236,3 +245,51 @@ def test_a_recipe_is_keyed_by_its_composed_config() -> None:
     assert key == recipe_key("names_bert_mlm", []) and len(key) == 12
     assert key != recipe_key("names_bert_mlm", ["trainer.max_steps=5"])
     assert key != recipe_key("names_transformer", [])
+
+
+def test_a_config_names_the_recipes_its_task_trains_first(tmp_path: Path) -> None:
+    """``model.pretrained=<experiment>`` (a TRAINED_FIRST argument) is a recipe kept under the log
+    folder, with ``trained_first.<experiment>``'s overrides; a path or null is not; the recipe
+    runs where the job runs."""
+    (recipe,) = trained_first(make_cfg(["experiment=names_sex_bert"], tmp_path)).values()
+    assert recipe == Recipe.kept_in(tmp_path / "pretrained", "names_bert_mlm")
+    cfg = make_cfg(["experiment=names_sex_bert", "trained_first.names_bert_mlm=['trainer.max_steps=5']"], tmp_path)
+    assert trained_first(cfg)["pretrained"].overrides == ("trainer.max_steps=5",)
+    for value in ("null", str(tmp_path / "encoder.ckpt")):
+        assert trained_first(make_cfg(["experiment=names_sex_bert", f"model.pretrained={value}"], tmp_path)) == {}
+    cpu = make_cfg(["trainer=cpu"], tmp_path).trainer
+    assert on_this_device(cpu) == ["trainer.accelerator=cpu", "trainer.devices=1"]
+    held = make_cfg(["trainer.accelerator=gpu", "trainer.devices=[2,3]"], tmp_path).trainer  # GPUs a sweep job claimed
+    assert on_this_device(held) == ["trainer.accelerator=gpu", "trainer.devices=[2]"]
+
+
+def test_a_run_starts_from_the_recipe_it_names_trained_once(mlm_checkpoint: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs of ``experiment=names_sex_bert`` with a frozen encoder: the first trains the
+    pre-training recipe (here: copies the test's masked-LM checkpoint in), the second reuses it;
+    both fine-tune from its encoder."""
+    from dlstudies.train import train
+
+    calls = []
+
+    def fake_train(experiment: str, overrides: list[str], run_dir: Path, device: list[str]) -> None:
+        calls.append((experiment, overrides, device))
+        (run_dir / "checkpoints").mkdir(parents=True)
+        shutil.copy(mlm_checkpoint, run_dir / "checkpoints" / "best.ckpt")
+        write_summary(run_dir, {"status": "completed"})
+
+    monkeypatch.setattr(dlstudies.prerequisites, "_train", fake_train)
+    encoder = {k: v for k, v in torch.load(mlm_checkpoint, weights_only=True)["state_dict"].items()
+               if k.startswith("net.encoder.")}
+    for run in ("first", "second"):
+        cfg = make_cfg(["experiment=names_sex_bert", "model.net.depth=1", "model.net.width=32", "model.net.heads=2",
+                        "model.freeze_encoder=true", "data.num_train=200", "~callbacks.ngram_baseline", "trainer=cpu",
+                        "trainer.max_steps=2", "trainer.val_check_interval=1", "logger=csv", "samples=0",
+                        "trained_first.names_bert_mlm=['trainer.max_steps=5']", "trainer.enable_progress_bar=false"],
+                       tmp_path)
+        cfg.paths.output_dir = str(tmp_path / run)
+        record = train(cfg)
+        assert record["status"] == "completed"
+        tuned = torch.load(record["best_ckpt"], weights_only=True)["state_dict"]
+        assert all(torch.equal(tuned[k], v) for k, v in encoder.items())
+    assert calls == [("names_bert_mlm", ["trainer.max_steps=5"], ["trainer.accelerator=cpu", "trainer.devices=1"])]

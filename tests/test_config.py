@@ -1,5 +1,6 @@
 """Every option of every config group composes, resolves and builds what it names."""
 
+import ast
 import math
 from functools import partial
 from pathlib import Path
@@ -15,6 +16,7 @@ from conftest import make_cfg
 from dlstudies.config.argv import check_choices, group_options
 from dlstudies.config.errors import ConfigError
 from dlstudies.tasks.classifier import Classifier
+from dlstudies.tasks.diffusion import Diffusion
 from dlstudies.tasks.language_model import LanguageModel
 from dlstudies.tasks.seq2seq import Seq2Seq
 
@@ -42,6 +44,11 @@ def check_model(cfg: DictConfig) -> None:
                              tgt_vocab=VOCAB[:7])
         src, tgt = torch.randint(1, 11, (2, 5)), torch.randint(1, 7, (2, 4))
         assert isinstance(module, Seq2Seq) and module(src, tgt).shape == (2, 4, 7)
+    elif cfg.model._target_.endswith("Diffusion"):  # a noise predictor of the data's shape
+        shape = [28, 28] if cfg.model.net._target_.endswith("UNet") else [2]
+        module = instantiate(cfg.model, net={"in_shape": shape, "num_classes": 4}, class_names=list("abcd"))
+        z = torch.zeros(2, *shape)
+        assert isinstance(module, Diffusion) and module.net(z, torch.ones(2, dtype=torch.long)).shape == z.shape
     else:
         module = instantiate(cfg.model, net={"in_shape": [40], "num_classes": 4}, class_names=list("abcd"))
         assert isinstance(module, Classifier) and module(torch.zeros(2, 40)).shape[-2:] == (2, 4)
@@ -154,3 +161,14 @@ def test_unknown_options_are_rejected_in_one_line() -> None:
 def test_partial_factories_are_what_models_receive(tmp_path: Path) -> None:
     cfg = make_cfg(["norm=layernorm", "activation=gelu"], tmp_path)
     assert isinstance(instantiate(cfg.norm), partial) and isinstance(instantiate(cfg.activation), partial)
+
+
+def test_config_is_the_floor() -> None:
+    """config/ imports nothing of dlstudies above it: every other module may use it."""
+    from dlstudies import PACKAGE_DIR
+
+    for path in sorted((PACKAGE_DIR / "config").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dlstudies"):
+                assert node.module == "dlstudies" or node.module.startswith("dlstudies.config."), \
+                    f"{path.name} imports {node.module}"

@@ -21,8 +21,9 @@ from omegaconf import DictConfig, open_dict
 from conftest import run_command
 from dlstudies import CONF_DIR
 from dlstudies.config.errors import ConfigError
+from dlstudies.config.gpus import SIMULATE_GPUS, sweep_jobs
 from dlstudies.config.resolvers import register_resolvers
-from dlstudies.launch import SIMULATE_GPUS, claim_gpus, place_job, sweep_jobs
+from dlstudies.launch import claim_gpus, place_job
 from dlstudies.train import run_job
 
 # Bigram jobs of a few seconds, on simulated GPUs.

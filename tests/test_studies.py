@@ -48,12 +48,14 @@ def job(overrides: dict, test_err: float, train_err: float = 0.0, train_loss: fl
 
 def make_sweep(folder: Path, study: str, jobs: list[dict]) -> Path:
     """A sweep folder as a multirun leaves it: per job .hydra/{config,overrides}.yaml and
-    summary.json (norm and activation as the job's choices), and the job's JSON files."""
+    summary.json (norm and activation as the job's choices), and the job's JSON files. The jobs
+    are classifiers unless their config names another task."""
     for number, spec in enumerate(jobs):
         overrides = [f"{key}={value}" for key, value in spec["overrides"].items()]
         run = folder / f"{number}_{','.join(overrides)}"
         (run / ".hydra").mkdir(parents=True)
-        cfg = OmegaConf.create({"seed": spec["overrides"].get("seed", 0), "study": {"name": study}})
+        cfg = OmegaConf.create({"seed": spec["overrides"].get("seed", 0), "study": {"name": study},
+                                "model": {"_target_": "dlstudies.tasks.classifier.Classifier"}})
         for key, value in spec["config"].items():
             OmegaConf.update(cfg, key, value, force_add=True)
         OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
@@ -198,6 +200,24 @@ def test_a_study_module_is_found_from_the_sweep_config_alone(tmp_path: Path,
 
     outputs = report(make_sweep(tmp_path / "other", "no_module", jobs), use_wandb=False)
     assert "png" not in outputs and outputs["txt"].read_text() == "no_module: 2 jobs 2 completed\n"
+
+
+def test_the_table_holds_the_metrics_each_task_declares(tmp_path: Path) -> None:
+    """A job's metric columns are its task's ``STUDY_METRICS``: a classifier's (an error rate is
+    1 - the accuracy), a language model's; nothing else from the summary."""
+    def metric_columns(folder: Path, spec: dict) -> pd.Series:
+        table = pd.read_csv(report(make_sweep(folder, "no_module", [spec]), use_wandb=False)["csv"])
+        return table[[c for c in table if "/" in c and not c.startswith("override:")]].iloc[0]
+
+    classifier = metric_columns(tmp_path / "classifier", job({"seed": 0}, test_err=0.25))
+    assert list(classifier.index) == ["trainset/loss", "trainset/acc", "best/val/loss", "val/acc", "test/loss",
+                                      "test/acc", "test/err", "trainset/err"]
+    assert classifier["test/err"] == 0.25 and classifier["trainset/err"] == 0.0
+    lm = job({"seed": 0}, test_err=0.5, config={"model._target_": "dlstudies.tasks.language_model.LanguageModel"})
+    lm["metrics"] = {"test/loss": 2.0, "test/ppl": 7.39, "train/loss": 1.9}
+    values = metric_columns(tmp_path / "lm", lm)
+    assert list(values.index) == ["best/val/loss", "val/acc", "test/loss", "test/ppl", "test/bpc", "test/acc"]
+    assert values["test/ppl"] == 7.39 and values[["best/val/loss", "test/bpc"]].isna().all()
 
 
 def test_scales_are_the_sizes_the_named_sweep_defines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import TINY, make_cfg, run_command
 from dlstudies import ROOT
-from dlstudies.launch import SIMULATE_GPUS
+from dlstudies.config.gpus import SIMULATE_GPUS
 from dlstudies.train import train
 
 

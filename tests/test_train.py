@@ -22,7 +22,7 @@ import torch
 from conftest import TINY, make_cfg, run_command
 from dlstudies import ROOT
 from dlstudies.callbacks.divergence import StopOnDivergence
-from dlstudies.callbacks.samples import SampleTexts
+from dlstudies.callbacks.samples import Samples
 from dlstudies.checkpoint import load_module, read_checkpoint
 from dlstudies.config.argv import check_choices
 from dlstudies.config.errors import ConfigError
@@ -134,20 +134,20 @@ class _Weights:
 
 
 @pytest.mark.parametrize("after_test", [True, False])
-def test_samples_come_once_from_the_weights_the_run_reports(after_test: bool) -> None:
+def test_samples_come_once_from_the_weights_the_run_reports(after_test: bool, tmp_path: Path) -> None:
     """After a test, the texts are the tested (best) weights'; without one, the last weights'."""
     trainer, module = SimpleNamespace(callbacks=[], loggers=[]), _Weights()
-    samples = SampleTexts(2, seed=7, after_test=after_test)
+    samples = Samples(2, seed=7, after_test=after_test, folder=tmp_path, title="names")
     samples.on_fit_end(trainer, module)
     module.weights = "best"  # what trainer.test(ckpt_path="best") loads
     samples.on_test_end(trainer, module)
     assert samples.texts == [f"{'best' if after_test else 'last'} seed=7"] * 2
 
 
-def test_no_samples_after_divergence() -> None:
+def test_no_samples_after_divergence(tmp_path: Path) -> None:
     divergence = StopOnDivergence()
     divergence.diverged_at = 3
-    samples = SampleTexts(2, 7, after_test=False)
+    samples = Samples(2, 7, after_test=False, folder=tmp_path, title="names")
     samples.on_fit_end(SimpleNamespace(callbacks=[divergence], loggers=[]), _Weights())
     assert samples.texts is None
 

@@ -12,7 +12,7 @@ import torch
 from dlstudies.config.errors import ConfigError
 from dlstudies.data.pair_sources import date_pairs, number_pairs, read_pairs
 from dlstudies.data.translation import BOS, EOS, PAD, TranslationDataModule
-from dlstudies.decoding import Specials, beam_search, greedy
+from dlstudies.generation.decoding import Specials, beam_search, greedy
 from dlstudies.models.attention import MultiHeadAttention
 from dlstudies.models.encoder_decoder import EncoderDecoderTransformer
 from dlstudies.models.seq2seq import Seq2SeqRNN

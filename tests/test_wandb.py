@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import make_cfg
-from dlstudies.loggers import answers, build_loggers, wandb_offline
+from dlstudies.config.wandb_login import wandb_offline
+from dlstudies.loggers import answers, build_loggers
 
 
 def test_offline_without_an_account_online_with_a_netrc_entry_for_the_server(

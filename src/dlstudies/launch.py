@@ -20,57 +20,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from dlstudies.checkpoint import saved_checkpoints, why_not_resumable
 from dlstudies.config.errors import ConfigError
+from dlstudies.config.gpus import SIMULATE_GPUS, gpu_request, visible_gpus
 from dlstudies.summary import read_summary
-
-# Test and simulation seam: DLS_SIMULATE_GPUS=G makes this process see G GPUs named 0..G-1
-# (filtered by CUDA_VISIBLE_DEVICES like real ones) and train on CPU, so that GPU placement
-# (claims, n_jobs, DDP device lists) runs and is tested on a machine without a GPU.
-SIMULATE_GPUS = "DLS_SIMULATE_GPUS"
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use, named as ``CUDA_VISIBLE_DEVICES`` names them (else 0..G-1);
-    the i-th is torch's ``cuda:i``."""
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    names = [n.strip() for n in listed.split(",") if n.strip()] if listed is not None else None
-    if os.environ.get(SIMULATE_GPUS):
-        machine = [str(i) for i in range(int(os.environ[SIMULATE_GPUS]))]
-        return machine if names is None else [n for n in names if n in machine]
-    count = torch.cuda.device_count()
-    return [str(i) for i in range(count)] if names is None else names[:count]
-
-
-def gpu_request(accelerator: str, devices: object, n_visible: int) -> tuple[list[int], int] | None:
-    """The GPUs (torch indices) a job may take and how many it needs, from Lightning's
-    ``accelerator`` and ``devices`` (a count, -1/"auto" for all, or a list that pins them);
-    None when it trains without a GPU."""
-    if str(accelerator) not in ("auto", "gpu", "cuda") or n_visible == 0:
-        return None
-    try:
-        parsed = devices
-        if isinstance(devices, str):  # Lightning's string forms: "auto", "-1", "2", "0,1"
-            text = devices.strip()
-            parsed = -1 if text == "auto" else [int(d) for d in text.split(",") if d] if "," in text else int(text)
-        if isinstance(parsed, int):
-            candidates, count = list(range(n_visible)), n_visible if parsed == -1 else parsed
-        else:
-            candidates = [int(d) for d in parsed]
-            count = len(candidates)
-    except (TypeError, ValueError):
-        raise ConfigError(f"trainer.devices={devices} is not allowed; it must be a count, -1, auto "
-                          "or a list of GPU indices") from None
-    return (candidates, count) if count > 0 else None  # 0 or below: Lightning rejects it in one line
-
-
-def sweep_jobs(accelerator: str, devices: object, jobs_per_gpu: int = 1) -> int:
-    """joblib's ``n_jobs`` on this machine: as many jobs as the visible GPUs hold at once when the
-    trainer asks for GPUs, ``jobs_per_gpu`` on each (4 GPUs, 2 per job: 2; 1 GPU, 8 jobs per GPU:
-    8), else -1, one per core. A ``jobs_per_gpu`` below 1 counts as 1 here; the job then stops on
-    it in one line."""
-    request = gpu_request(accelerator, devices, len(visible_gpus()))
-    slots = jobs_per_gpu if isinstance(jobs_per_gpu, int) and jobs_per_gpu > 1 else 1
-    return max(1, len(request[0]) * slots // request[1]) if request else -1
 
 
 def parallel_jobs() -> int:
@@ -164,7 +117,7 @@ def place_job(cfg: DictConfig) -> Iterator[list[str] | None]:
     names = visible_gpus()
     devices = cfg.trainer.get("devices", 1)
     request = gpu_request(cfg.trainer.get("accelerator", "auto"), devices, len(names))
-    if request is None or not _claims_gpus(cfg) or resume_point(cfg)[0] == "skip":
+    if request is None or not _claims_gpus(cfg) or finished(cfg):
         yield None
         return
     candidates, count = request
@@ -181,23 +134,44 @@ def place_job(cfg: DictConfig) -> Iterator[list[str] | None]:
         yield held
 
 
+def _resumes(cfg: DictConfig) -> bool:
+    """Only multirun jobs with ``resume=true`` look at their folder: a single run's folder is always new."""
+    return bool(cfg.get("resume") and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN)
+
+
+def finished(cfg: DictConfig) -> bool:
+    """Whether this sweep job completed (or diverged) when its sweep ran before."""
+    summary = read_summary(cfg.paths.output_dir) if _resumes(cfg) else None
+    return summary is not None and summary.get("status") in ("completed", "diverged")
+
+
 def resume_point(cfg: DictConfig) -> tuple[str, str | None]:
     """``("skip", None)`` if this job already completed, ``("resume", <checkpoint>)`` if it was cut
-    off after a checkpoint (last.ckpt, or interrupted.ckpt when it was interrupted since), else
-    ``("start", cfg.ckpt_path)``. Only multirun jobs with ``resume=true`` look at their folder: a
-    single run's folder is always new.
+    off after a checkpoint (the newest one it can resume from), else ``("start", cfg.ckpt_path)``.
+
+    Checkpoints are tried newest first (last, interrupted, best); each one that cannot be read (a
+    file an older version or another program left truncated) is skipped with a line saying why,
+    so that one job's bad file never stops the sweep.
     """
-    if not (cfg.get("resume") and HydraConfig.initialized()
-            and HydraConfig.get().mode == RunMode.MULTIRUN):
+    if finished(cfg):
+        return "skip", None
+    if not _resumes(cfg):
         return "start", cfg.ckpt_path
     run_dir = Path(cfg.paths.output_dir)
-    summary = read_summary(run_dir)
-    if summary is not None and summary.get("status") in ("completed", "diverged"):
-        return "skip", None
-    # The newer of the last checkpoint and the one saved when the job was interrupted.
-    saved = [c for c in (run_dir / "checkpoints" / f"{n}.ckpt" for n in ("last", "interrupted")) if c.is_file()]
-    latest = max(saved, key=lambda c: c.stat().st_mtime, default=None)
-    return ("resume", str(latest)) if latest else ("start", cfg.ckpt_path)
+    saved = saved_checkpoints(run_dir)
+    for checkpoint in saved:
+        reason = why_not_resumable(checkpoint)
+        if reason is None:
+            return "resume", str(checkpoint)
+        _say(f"skipped {checkpoint}: {reason}")
+    if saved:
+        _say(f"no readable checkpoint in {run_dir / 'checkpoints'}: the job starts again from "
+             f"{cfg.ckpt_path or 'step 0'}")
+    return "start", cfg.ckpt_path
+
+
+def _say(line: str) -> None:
+    print(f"resume: {line}", file=sys.stderr, flush=True)
 
 
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "GLOBAL_RANK")

@@ -1,15 +1,14 @@
 """The run's loggers (the ``logger`` group), and what W&B needs beyond Lightning's ``WandbLogger``:
-the offline decision (never prompt, never wait for an unreachable server), one W&B run per job
-folder (continued when the job resumes), tags, the best validation value in the run summary,
-tables, and the run's outcome when it ends."""
+never waiting for an unreachable server (whether to log online at all is
+``config/wandb_login.py``'s decision), one W&B run per job folder (continued when the job
+resumes), tags, the best validation value in the run summary, tables and images, and the run's
+outcome when it ends."""
 
-import netrc
 import os
 import re
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -18,28 +17,9 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-# W&B's cloud API and the CoreWeave host that serves it since wandb 0.31: `wandb login` writes one
-# of them to netrc. WANDB_BASE_URL names a server of your own instead.
-CLOUD_HOSTS = ("api.wandb.ai", "api.forge.coreweave.com")
+from dlstudies.config.wandb_login import wandb_server
+
 RUN_FOLDER = re.compile(r"(?:offline-)?run-\d{8}_\d{6}-(\w+)")  # wandb/<this>: a W&B run and its id
-
-
-def wandb_server() -> str:
-    """The W&B server this process would log to."""
-    return os.environ.get("WANDB_BASE_URL", f"https://{CLOUD_HOSTS[0]}")
-
-
-def wandb_offline() -> bool:
-    """Offline unless the user is logged in (API key, or a netrc entry for the W&B server);
-    WANDB_MODE wins if set."""
-    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
-        return False
-    hosts = [urlsplit(wandb_server()).netloc] if "WANDB_BASE_URL" in os.environ else CLOUD_HOSTS
-    try:
-        known = netrc.netrc(os.environ.get("NETRC")).hosts  # W&B reads the file NETRC names too
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return True
-    return not any(host in known for host in hosts)
 
 
 def answers(url: str, timeout_s: float) -> bool:
@@ -127,6 +107,13 @@ def log_table(loggers: list[Logger], key: str, columns: list[str], rows: list[li
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.log_text(key, columns=columns, data=rows)
+
+
+def log_image(loggers: list[Logger], key: str, path: Path) -> None:
+    """An image file for the loggers that show images (W&B)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key, [str(path)])
 
 
 def finish(loggers: list[Logger], status: str) -> None:

@@ -20,15 +20,14 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 import yaml
+from hydra.utils import get_class
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 from omegaconf import OmegaConf
 
 from dlstudies.callbacks.diagnostics import read_diagnostics
 from dlstudies.config.resolvers import register_resolvers
-from dlstudies.loggers import wandb_offline
+from dlstudies.config.wandb_login import wandb_offline
 from dlstudies.summary import read_summary
-
-METRICS = ["trainset/loss", "trainset/acc", "best/val/loss", "val/acc", "test/loss", "test/acc"]
 
 
 def job_dirs(sweep: Path) -> list[Path]:
@@ -63,9 +62,18 @@ def _value(text: str):
         return text
 
 
+def metric(metrics: dict, key: str) -> float:
+    """A job's metric (NaN when it has none); an error rate ``<split>/err`` it did not record is
+    1 - that split's accuracy."""
+    if key.endswith("/err") and key not in metrics:
+        return 1 - metric(metrics, key.removesuffix("err") + "acc")
+    value = metrics.get(key)
+    return float(value) if value is not None else np.nan
+
+
 def job_row(job: Path, study: ModuleType | None) -> dict:
-    """One table row: job, status, seed, choices, the study's config values, metrics, diagnostics
-    and what the study reads from the job's folder."""
+    """One table row: job, status, seed, choices, the study's config values, the metrics the job's
+    task declares (``STUDY_METRICS``), diagnostics and what the study reads from the job's folder."""
     cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
     summary = read_summary(job) or {"status": "missing", "metrics": {}}
     row = {"job": job.name, "status": summary["status"], "seed": cfg.get("seed")}
@@ -77,10 +85,8 @@ def job_row(job: Path, study: ModuleType | None) -> dict:
     row["activation"] = choices.get("activation") or "default"
     for column, key in (study.COLUMNS if study else {}).items():
         row[column] = OmegaConf.select(cfg, key, default=None)
-    for key in METRICS:
-        value = summary["metrics"].get(key)
-        row[key] = float(value) if value is not None else np.nan
-    row["test/err"], row["trainset/err"] = 1 - row["test/acc"], 1 - row["trainset/acc"]
+    for key in get_class(cfg.model._target_).STUDY_METRICS:
+        row[key] = metric(summary["metrics"], key)
     row["wall_time_s"], row["n_params"] = summary.get("wall_time_s"), summary.get("n_params")
     diagnostics = read_diagnostics(job) or {}
     if diagnostics.get("history"):

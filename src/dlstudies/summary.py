@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from omegaconf import DictConfig
 from dlstudies import CHECKOUT
 from dlstudies.callbacks.divergence import StopOnDivergence
 from dlstudies.callbacks.interrupted import interruption
+from dlstudies.checkpoint import saved_checkpoints
 from dlstudies.files import write_text
 
 SUMMARY = "summary.json"
@@ -50,6 +52,19 @@ def read_summary(run_dir: str | Path) -> dict | None:
     """The run's summary, or None when the run never wrote one."""
     path = Path(run_dir) / SUMMARY
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_failure(error: OSError, run_dir: str | Path) -> str:
+    """One line for a write that failed (a full disk, a lost mount): the error with its file, the
+    space left in that file's folder, and the last whole checkpoint, which the run keeps."""
+    run_dir = Path(run_dir)
+    folder = Path(error.filename).parent if error.filename else run_dir
+    existing = next(p for p in (folder, *folder.parents) if p.exists())  # the folder may be what failed
+    space = shutil.disk_usage(existing).free
+    free = f"{space / 2**30:.1f} GB" if space >= 2**30 else f"{space / 2**20:.1f} MB"
+    saved = saved_checkpoints(run_dir)  # every one is whole: they are written atomically
+    kept = f"kept {saved[0].relative_to(run_dir)}, the last whole checkpoint" if saved else "no checkpoint saved yet"
+    return f"{error}; {free} free in {folder}; {kept}"
 
 
 def command_line() -> str:
@@ -104,7 +119,8 @@ class RunRecord:
     ``data`` keeps the run's overrides and choices, its provenance (command, git commit,
     versions), status (running, completed, diverged, failed, interrupted), action (started,
     resumed), parameter count, seed, threads, GPUs held, folder, metrics (with ``best/<monitor>``),
-    best checkpoint, samples, error, start and end (Unix time), wall time and steps.
+    best checkpoint, samples (texts, or the path of their picture), error, start and end (Unix time),
+    wall time and steps.
     """
 
     def __init__(self, cfg: DictConfig, action: str, n_params: int, started: float,
@@ -118,23 +134,35 @@ class RunRecord:
 
     @contextmanager
     def saved_on_exit(self, trainer: L.Trainer) -> Iterator[None]:
-        """Around fitting and testing: an error marks the run failed, Ctrl-C or SIGTERM interrupted
-        (and both propagate); on every exit the wall time and steps are added and rank zero writes
-        ``summary.json``."""
+        """Around fitting and testing: an error marks the run failed (a failed write with the line
+        ``write_failure`` gives), Ctrl-C or SIGTERM interrupted, and both propagate; on every exit
+        the wall time and steps are added and rank zero writes ``summary.json``."""
         try:
             yield
         except BaseException as error:
             if stopped_by := interruption(error):
                 self.data.update(status="interrupted", error=f"interrupted by {stopped_by}")
+            elif isinstance(error, OSError):
+                self.data.update(status="failed", error=write_failure(error, self.run_dir))
             else:
                 self.data.update(status="failed", error=f"{type(error).__name__}: {error}")
+            self._end(trainer, failing=True)
             raise
-        finally:
-            self.data["ended"] = time.time()
-            self.data["wall_time_s"] = round(self.data["ended"] - self.started, 2)
-            self.data["steps"] = trainer.global_step
-            if trainer.is_global_zero:
-                write_summary(self.run_dir, self.data)
+        self._end(trainer)
+
+    def _end(self, trainer: L.Trainer, failing: bool = False) -> None:
+        """Add the end, wall time and steps; rank zero writes ``summary.json``. When it cannot be
+        written (the disk is still full), a run that is failing already reports its own error."""
+        self.data["ended"] = time.time()
+        self.data["wall_time_s"] = round(self.data["ended"] - self.started, 2)
+        self.data["steps"] = trainer.global_step
+        if not trainer.is_global_zero:
+            return
+        try:
+            write_summary(self.run_dir, self.data)
+        except OSError:
+            if not failing:
+                raise
 
     def fitted(self, trainer: L.Trainer, divergence: StopOnDivergence) -> None:
         """The metrics at the end of fitting, the best checkpoint and its score, and the status."""
@@ -152,7 +180,10 @@ class RunRecord:
         for result in results:
             self.data["metrics"].update({k: float(v) for k, v in result.items()})
 
-    def sampled(self, texts: list[str] | None) -> None:
-        """The texts the model generated, when it generated any."""
+    def sampled(self, texts: list[str] | None, figure: Path | None) -> None:
+        """The texts the model generated, or the picture of its image or point samples (``samples``
+        and ``samples_figure``), when it generated any."""
         if texts is not None:
             self.data["samples"] = texts
+        if figure is not None:
+            self.data["samples_figure"] = str(figure)

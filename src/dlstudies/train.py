@@ -14,60 +14,70 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 
 from dlstudies import CONF_DIR
 from dlstudies.callbacks.divergence import StopOnDivergence
 from dlstudies.callbacks.final_validation import ValidateAtEnd
 from dlstudies.callbacks.metadata import CheckpointMetadata
-from dlstudies.callbacks.samples import SampleTexts
-from dlstudies.checkpoint import check_resumable, read_checkpoint
+from dlstudies.callbacks.samples import Samples
+from dlstudies.checkpoint import AtomicCheckpointIO, check_resumable, read_checkpoint
 from dlstudies.config.argv import check_choices
 from dlstudies.config.errors import ConfigError, one_line
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.config.validation import validate
+from dlstudies.generation.figures import sample_title
 from dlstudies.launch import forget_ddp_job, place_job, resume_point, run_ddp_ranks_from_job_config
 from dlstudies.loggers import build_loggers, finish, log_config, watch_best
-from dlstudies.summary import COMMAND, RunRecord, best_checkpoint, command_line, read_summary
+from dlstudies.prerequisites import on_this_device, trained_first
+from dlstudies.summary import COMMAND, RunRecord, best_checkpoint, command_line, read_summary, write_failure
 
 console = Console()
 errors = Console(stderr=True)
 register_resolvers()  # on import: launcher workers import this module before resolving hydra.sweep.dir
 
 
-def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
-    """Data (loaded and tokenized once) and model; bad data or arguments fail here in one line."""
+def build(cfg: DictConfig, trained: dict[str, str]) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """Data (loaded and tokenized once) and model, whose ``trained`` arguments are the checkpoints
+    of runs trained first; bad data or arguments fail here in one line."""
     try:
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
-        module = instantiate(cfg.model, **datamodule.model_kwargs())
+        module = instantiate(cfg.model, **datamodule.model_kwargs(), **trained)
     except (InstantiationException, ValueError, FileNotFoundError) as error:
         raise one_line(error) from None
     return datamodule, module
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list) -> L.Trainer:
-    """The Trainer with the callbacks group's callbacks; ``trainer.enable_progress_bar=false``
-    drops the group's progress bar instead of failing on it."""
+    """The Trainer with the callbacks group's callbacks and the atomic checkpoint writer;
+    ``trainer.enable_progress_bar=false`` drops the group's progress bar instead of failing on it."""
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + callbacks
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     try:
-        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except (InstantiationException, ValueError) as error:
         raise one_line(error) from None
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's default, not a plugin the user chose
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+    return trainer
 
 
 def _report(record: dict) -> None:
-    """The run's outcome on the console: status and metrics, samples, the run folder."""
+    """The run's outcome on the console: status and metrics, samples (or their picture), the run folder."""
     shown = {k: v for k, v in record["metrics"].items() if k.split("/")[0] in ("val", "test", "best")}
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
     console.print(f"[bold]status[/bold] {record['status']}  {metrics}")
     if record.get("samples"):
         texts = (repr(s) if "\n" in s else s for s in record["samples"])
         console.print("[bold]samples[/bold] " + " | ".join(texts))
+    if record.get("samples_figure"):
+        console.print(f"[bold]samples[/bold] {record['samples_figure']}", soft_wrap=True)
     console.print(f"[bold]run folder[/bold] {record['output_dir']}", soft_wrap=True)  # one copyable line
 
 
@@ -81,9 +91,9 @@ def _debug_note(cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
-    """Validate; resume or skip; build data, model, callbacks, loggers and Trainer; fit; test;
-    record (``summary.json``, the console). ``gpus``: the devices ``place_job`` claimed for this
-    job, recorded with it. Returns the summary record."""
+    """Validate; resume or skip; build data, model, callbacks, loggers and Trainer; train the runs
+    it needs first; fit; test; record (``summary.json``, the console). ``gpus``: the devices
+    ``place_job`` claimed for this job, recorded with it. Returns the summary record."""
     validate(cfg)
     action, ckpt_path = resume_point(cfg)
     if action == "skip":
@@ -99,30 +109,38 @@ def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
         run_ddp_ranks_from_job_config(cfg, ckpt_path)
     started = time.time()
 
-    # Build: data and model, then the callbacks, loggers and Trainer around them.
+    # Build: data and model (given the checkpoints of the runs it needs trained first), then the
+    # callbacks, loggers and Trainer around them.
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule, module = build(cfg)
+    recipes = trained_first(cfg)
+    datamodule, module = build(cfg, {arg: str(recipe.checkpoint) for arg, recipe in recipes.items()})
     if checkpoint is not None:
         check_resumable(checkpoint, module, ckpt_path)
     tests = bool(cfg.test and datamodule.test_dataloader())
-    divergence, samples = StopOnDivergence(), SampleTexts(cfg.samples, cfg.seed, after_test=tests)
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    divergence = StopOnDivergence()
+    samples = Samples(cfg.samples, cfg.seed, after_test=tests, folder=cfg.paths.output_dir,
+                      title=sample_title(choices, cfg.samples, cfg.seed))
     resumed_from = checkpoint and checkpoint["dlstudies"]["config"]["paths"]["output_dir"]
     loggers = build_loggers(cfg, resumed_from)
     trainer = build_trainer(cfg, [divergence, ValidateAtEnd(), CheckpointMetadata(config), samples], loggers)
     log_config(loggers, config, module.n_params)
     watch_best(loggers, best_checkpoint(trainer))
 
-    # Fit, test, record: summary.json is written however the run ends.
+    # Train the runs it needs first if they are missing (once per recipe, shared with every job),
+    # fit, test, record: summary.json is written however the run ends.
     record = RunRecord(cfg, action, module.n_params, started, gpus)
     try:
         with record.saved_on_exit(trainer):
+            for recipe in recipes.values():
+                recipe.train_once(on_this_device(cfg.trainer))
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
             record.fitted(trainer, divergence)
             if tests and not divergence.diverged:
                 best = record.data.get("best_ckpt")  # else the weights at the end of fitting
                 record.tested(trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False))
-            record.sampled(samples.texts)
+            record.sampled(samples.texts, samples.figure)
     finally:
         finish(loggers, record.data["status"])
         forget_ddp_job(env_before)
@@ -152,6 +170,12 @@ def run_job(cfg: DictConfig) -> float | None:
     except ConfigError as error:
         errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as error:  # a full disk, a lost mount: one line; a sweep moves on to its next job
+        errors.print(f"[red]failed:[/red] {escape(write_failure(error, cfg.paths.output_dir))}",
+                     highlight=False, soft_wrap=True)
+        if HydraConfig.get().mode == RunMode.RUN:
+            sys.exit(1)
+        return float("nan")
     except (KeyboardInterrupt, SystemExit) as stop:
         summary = read_summary(cfg.paths.output_dir)
         if summary is None or summary["status"] != "interrupted":

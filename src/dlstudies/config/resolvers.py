@@ -11,9 +11,9 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from dlstudies import ROOT
+from dlstudies.config.gpus import sweep_jobs
 from dlstudies.config.help import help_text
-from dlstudies.launch import sweep_jobs
-from dlstudies.loggers import wandb_offline
+from dlstudies.config.wandb_login import wandb_offline
 
 
 def job_name() -> str | None:

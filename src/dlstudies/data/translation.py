@@ -20,7 +20,7 @@ from dlstudies.config.errors import ConfigError
 from dlstudies.data.base import TensorDataModule, split_by_fractions
 from dlstudies.data.pair_sources import date_pairs, number_pairs, read_pairs
 from dlstudies.data.words import tokenize
-from dlstudies.files import atomic_path
+from dlstudies.files import write_torch
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
@@ -113,8 +113,7 @@ class TranslationDataModule(TensorDataModule):
             return torch.load(cache, weights_only=True)
         stored = self._build()
         if cache is not None:
-            with atomic_path(cache) as tmp:
-                torch.save(stored, tmp)
+            write_torch(cache, stored)
         return stored
 
     def _build(self) -> dict:

@@ -23,7 +23,7 @@ from dlstudies.config.errors import ConfigError
 from dlstudies.data.base import split_by_fractions
 from dlstudies.data.chars import read_text
 from dlstudies.data.tokens import TokenDataModule
-from dlstudies.files import atomic_path
+from dlstudies.files import write_torch
 
 EOS, UNK = "<eos>", "<unk>"  # EOS is id 0: generation starts from it, as from a fresh line
 PUNCTUATION = ("split", "strip", "keep")
@@ -148,8 +148,7 @@ class WordDataModule(TokenDataModule):
         streams = {split: encode(lines, stoi) for split, lines in tokenized.items() if lines}
         self.set_streams(streams)
         if cache is not None:
-            with atomic_path(cache) as tmp:  # parallel jobs may build the same cache at once
-                torch.save({"vocab": self.vocab, "streams": streams}, tmp)
+            write_torch(cache, {"vocab": self.vocab, "streams": streams})  # parallel jobs may build it at once
 
 
 def load_hf_corpus(name: str) -> dict[str, list[str]]:

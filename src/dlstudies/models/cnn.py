@@ -8,11 +8,10 @@ with a stride-2 block; then global average pooling (``head="flatten"`` keeps eve
 and a linear layer. ``depth`` counts the convolutions, all layers but the head, as the MLP's
 ``depth`` counts its hidden layers: depth 19 and 55 are He et al.'s 20- and 56-layer nets.
 
-A block is ``block_layers`` convolutions; with ``residual`` its input is added to its output,
-through a 1x1 convolution where the stride or channels change (He et al.'s projection). The
-two orders of the textbook's figure 11.5, as in the MLP: "post" layers are conv -> norm ->
-activation; "pre" layers are norm -> activation -> conv (He et al. 2016b), with a final norm ->
-activation before pooling.
+A block is ``block_layers`` convolutions of ``models/conv.py`` (``residual``: its input added,
+through He et al.'s projection where the shape changes) in either order of the textbook's figure
+11.5, as in the MLP (``order``: post or pre); a "pre" net ends with norm -> activation before
+pooling.
 """
 
 from collections.abc import Callable, Sequence
@@ -21,47 +20,12 @@ import torch
 from torch import nn
 
 from dlstudies.config.errors import ConfigError
+from dlstudies.models.conv import ConvBlock, ConvLayers, conv_out
 from dlstudies.models.mlp_classifier import ORDERS
-from dlstudies.models.norms import NormFactory, channel_norm
+from dlstudies.models.norms import NormFactory
 from dlstudies.models.sizes import check_sizes
 
 HEADS = ("avg", "flatten")
-
-
-class ConvLayers:
-    """Builds the layers of one net: its convolution type, order, norm, activation and dropout."""
-
-    def __init__(self, dims: int, kernel: int, order: str, norm: NormFactory | None,
-                 activation: Callable[[], nn.Module], dropout: float) -> None:
-        self.conv = nn.Conv1d if dims == 1 else nn.Conv2d
-        self.kernel, self.order, self.norm, self.activation, self.dropout = kernel, order, norm, activation, dropout
-
-    def after(self, channels: int) -> list[nn.Module]:
-        """Norm, activation and dropout over ``channels``."""
-        return [channel_norm(self.norm, channels), self.activation(), nn.Dropout(self.dropout)]
-
-    def layer(self, c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-        """One convolution ("same" padding) in the net's order."""
-        conv = self.conv(c_in, c_out, self.kernel, stride, padding=self.kernel // 2)
-        return nn.Sequential(conv, *self.after(c_out)) if self.order == "post" else nn.Sequential(*self.after(c_in), conv)
-
-    def projection(self, c_in: int, c_out: int, stride: int) -> nn.Module:
-        """The shortcut of a residual block: identity, or a 1x1 convolution where the shape changes."""
-        return nn.Identity() if c_in == c_out and stride == 1 else self.conv(c_in, c_out, 1, stride)
-
-
-class ConvBlock(nn.Module):
-    """``layers`` convolutions, the first with ``stride``; with ``residual`` the input is added."""
-
-    def __init__(self, build: ConvLayers, c_in: int, c_out: int, stride: int, layers: int, residual: bool) -> None:
-        super().__init__()
-        self.branch = nn.Sequential(*(build.layer(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1)
-                                      for i in range(layers)))
-        self.shortcut = build.projection(c_in, c_out, stride) if residual else None
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        out = self.branch(h)
-        return out if self.shortcut is None else out + self.shortcut(h)
 
 
 def stage_blocks(blocks: int, stages: int) -> list[int]:
@@ -100,14 +64,14 @@ class CNN(nn.Module):
         build = ConvLayers(dims, kernel, order, norm, activation or nn.ReLU, dropout)
         stem = build.conv(in_shape[0] if len(in_shape) == 3 else 1, width, kernel, stem_stride, padding=kernel // 2)
         self.stem = nn.Sequential(stem, *build.after(width)) if order == "post" else stem
-        positions = [self._out(n, kernel, stem_stride) for n in in_shape[-dims:]]
+        positions = [conv_out(n, kernel, stem_stride) for n in in_shape[-dims:]]
         blocks, c_in = [], width
         for s, count in enumerate(stage_blocks((depth - 1) // block_layers, stages)):
             c_out = width * widen**s
             for i in range(count):
                 stride = 2 if s > 0 and i == 0 else 1
                 blocks.append(ConvBlock(build, c_in, c_out, stride, block_layers, residual))
-                positions = [self._out(n, kernel, stride) for n in positions]
+                positions = [conv_out(n, kernel, stride) for n in positions]
                 c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         final = build.after(c_in) if order == "pre" else []
@@ -115,11 +79,6 @@ class CNN(nn.Module):
                                                          nn.Flatten()]
         features = c_in * (int(torch.tensor(positions).prod()) if head == "flatten" else 1)
         self.head = nn.Sequential(*final, *pool, nn.Linear(features, num_classes))
-
-    @staticmethod
-    def _out(n: int, kernel: int, stride: int) -> int:
-        """Positions after a "same"-padded convolution with ``stride``."""
-        return (n + 2 * (kernel // 2) - kernel) // stride + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channel_dim is not None:

@@ -7,27 +7,17 @@ N(0, 1), which matches the sinusoids' scale, and linear layers get the GPT's N(0
 """
 
 import functools
-import math
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from dlstudies.models.embeddings import sinusoids
 from dlstudies.models.norms import NormFactory
 from dlstudies.models.sizes import check_sizes
 from dlstudies.models.transformer import DecoderBlock, TransformerBlock, init_gpt_weights
 
 State = dict[str, torch.Tensor]
-
-
-def sinusoids(length: int, width: int, device: torch.device) -> torch.Tensor:
-    """(length, width) positional encodings: sin and cos of position / 10000^(2i / width)."""
-    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
-    frequency = torch.exp(torch.arange(0, width, 2, device=device) * (-math.log(10000.0) / width))
-    encoding = torch.zeros(length, width, device=device)
-    encoding[:, 0::2] = torch.sin(position * frequency)
-    encoding[:, 1::2] = torch.cos(position * frequency[: width // 2])
-    return encoding
 
 
 class EncoderDecoderTransformer(nn.Module):
@@ -61,7 +51,7 @@ class EncoderDecoderTransformer(nn.Module):
 
     def _embed(self, embedding: nn.Embedding, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Token embeddings plus the sinusoids of positions ``start``, ``start + 1``, ..."""
-        positions = sinusoids(start + ids.size(1), embedding.embedding_dim, ids.device)[start:]
+        positions = sinusoids(torch.arange(start, start + ids.size(1), device=ids.device), embedding.embedding_dim)
         return self.drop(embedding(ids) + positions)
 
     def encode(self, src: torch.Tensor, src_pad: torch.Tensor) -> State:

@@ -60,11 +60,12 @@ def channel_norm(norm: NormFactory | None, channels: int) -> nn.Module:
 
     batchnorm: statistics per channel over batch and positions (Ioffe & Szegedy's convolutional
     batch norm); layernorm: over all channels and positions of one example (GroupNorm with one
-    group, Wu & He 2018); any other norm (rmsnorm): over the channels at each position.
+    group, Wu & He 2018); a GroupNorm as it is; any other norm (rmsnorm): over the channels at each
+    position.
     """
     built = (norm or nn.Identity)(channels)
     if isinstance(built, nn.modules.batchnorm._BatchNorm):
         return ChannelBatchNorm(channels, built.eps, built.momentum, built.affine, built.track_running_stats)
     if isinstance(built, nn.LayerNorm):
         return nn.GroupNorm(1, channels, built.eps, built.elementwise_affine)
-    return built if isinstance(built, nn.Identity) else ChannelsLast(built)
+    return built if isinstance(built, (nn.Identity, nn.GroupNorm)) else ChannelsLast(built)

@@ -2,7 +2,8 @@
 
 A study is two files: ``sweeps/<name>.yaml`` (what runs; it sets ``study.name: <name>``) and
 ``studies/<name>.py``, found by that name (no list to edit). The report builds one table row per
-job (status, seed, overrides, norm, activation, metrics, test/err, diagnostics) and uses:
+job (status, seed, overrides, norm, activation, the metrics the job's task declares in
+``STUDY_METRICS``, diagnostics) and uses:
 
 - ``COLUMNS: dict[str, str]``: more columns, name -> config key read from each job's config.
 - ``job_values(job: Path) -> dict`` (optional): more columns read from the job's folder

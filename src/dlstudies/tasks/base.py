@@ -16,7 +16,17 @@ class Task(L.LightningModule):
     ``regularizer`` is the plain mapping of the ``regularizer`` config group; ``l2`` adds the
     explicit penalty lambda * sum(w^2) over weight matrices to the loss, which differs from the
     decoupled ``weight_decay`` of AdamW (both are available).
+
+    ``STUDY_METRICS`` names the ``summary.json`` metrics a study's report may read: the report's
+    table has one column for each (NaN where a job has none), and no others from the summary. An
+    ``<split>/err`` the run did not record is 1 - ``<split>/acc``. ``TRAINED_FIRST`` names the
+    arguments that take a checkpoint, which a config may give as an experiment's name instead:
+    train.py trains that recipe first (once, shared) and passes its checkpoint
+    (``dlstudies.prerequisites``).
     """
+
+    STUDY_METRICS: tuple[str, ...] = ()
+    TRAINED_FIRST: tuple[str, ...] = ()
 
     def __init__(self, net: nn.Module, optimizer: OptimizerFactory, scheduler: Callable | None = None,
                  regularizer: Mapping | None = None, init: Callable[[nn.Module], None] | None = None) -> None:

@@ -29,6 +29,9 @@ class Classifier(Task):
     accuracy of the members alone, for comparison.
     """
 
+    STUDY_METRICS = ("trainset/loss", "trainset/acc", "best/val/loss", "val/acc", "test/loss", "test/acc",
+                     "test/err", "trainset/err")
+
     def __init__(self, net: nn.Module, class_names: Sequence[str], **task_kwargs) -> None:
         k = int((task_kwargs.get("regularizer") or {}).get("ensemble", 1))
         super().__init__(Ensemble(net, k) if k > 1 else net, **task_kwargs)

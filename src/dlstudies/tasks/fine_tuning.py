@@ -9,10 +9,8 @@ from torch import nn
 from torchmetrics.classification import MulticlassF1Score
 
 from dlstudies.checkpoint import read_checkpoint
-from dlstudies.config.argv import group_options
 from dlstudies.config.errors import ConfigError
 from dlstudies.data.tokens import IGNORE
-from dlstudies.pretraining import pretrained_run
 from dlstudies.tasks.classifier import Classifier
 
 PRETRAINING_TASK = "MaskedLanguageModel"
@@ -67,46 +65,37 @@ def load_encoder(encoder: nn.Module, path: str | Path, vocab: list[str] | None) 
 class EncoderClassifier(Classifier):
     """A Classifier of a net with an ``encoder`` (``BertClassifier``, ``BertTagger``).
 
-    ``pretrained``: a masked-LM checkpoint whose encoder the net starts from, or the name of a
-    pre-training experiment (e.g. ``names_bert_mlm``), run once with ``pretraining_overrides``
-    into ``pretraining_dir`` and then reused (``dlstudies.pretraining``). The weights are loaded
-    when fitting starts (``setup``), not when the module is built, so a fine-tuned checkpoint
-    loads without its pre-training files. ``freeze_encoder`` trains the head alone. ``vocab``:
-    the data's tokens, which must equal the pre-training's.
+    ``pretrained``: a masked-LM checkpoint whose encoder the net starts from (a config may name a
+    pre-training experiment instead, e.g. ``names_bert_mlm``: train.py passes its run's
+    checkpoint, see ``dlstudies.prerequisites``). The weights are loaded when fitting starts
+    (``setup``), not when the module is built, so a fine-tuned checkpoint loads without its
+    pre-training files. ``freeze_encoder`` trains the head alone. ``vocab``: the data's tokens,
+    which must equal the pre-training's.
     """
 
+    TRAINED_FIRST = ("pretrained",)
+
     def __init__(self, net: nn.Module, class_names: Sequence[str], vocab: Sequence[str] | None = None,
-                 pretrained: str | None = None, pretraining_overrides: Sequence[str] = (),
-                 pretraining_dir: str = "outputs/pretrained", freeze_encoder: bool = False,
-                 **task_kwargs) -> None:
+                 pretrained: str | None = None, freeze_encoder: bool = False, **task_kwargs) -> None:
         super().__init__(net, class_names, **task_kwargs)
         self.vocab = None if vocab is None else list(vocab)
-        self.pretrained, self.pretraining_dir = pretrained, pretraining_dir
-        self.pretraining_overrides = list(pretraining_overrides)
+        self.pretrained = pretrained
         self.encoders = [member.encoder for member in getattr(self.net, "members", [self.net])]
         if freeze_encoder:
             for encoder in self.encoders:
                 encoder.requires_grad_(False)
 
-    def pretrained_checkpoint(self) -> Path:
-        """The checkpoint file ``pretrained`` names, pre-training it first if it names a recipe."""
-        if self.pretrained not in group_options("experiment"):
-            return Path(self.pretrained)
-        root = self.trainer.strategy.root_device  # the pre-training runs where this job runs
-        device = ["trainer.accelerator=cpu"] if root.type == "cpu" else [
-            "trainer.accelerator=gpu", f"trainer.devices=[{root.index or 0}]"]
-        return pretrained_run(self.pretrained, self.pretraining_overrides, self.pretraining_dir, device)
-
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.pretrained:
-            path = self.pretrained_checkpoint()
             for encoder in self.encoders:
-                load_encoder(encoder, path, self.vocab)
+                load_encoder(encoder, self.pretrained, self.vocab)
 
 
 class TokenClassifier(EncoderClassifier):
     """Classifies every token (``BertTagger``): cross-entropy, accuracy and macro F1 over the real
     tokens only (padding is labelled ``IGNORE``), per-class accuracy at test."""
+
+    STUDY_METRICS = (*Classifier.STUDY_METRICS, "val/f1", "test/f1")
 
     def __init__(self, net: nn.Module, class_names: Sequence[str], **kwargs) -> None:
         super().__init__(net, class_names, **kwargs)

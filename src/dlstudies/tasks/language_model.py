@@ -10,7 +10,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from dlstudies.data.tokens import IGNORE
-from dlstudies.generate import generate
+from dlstudies.generation.generate import generate
 from dlstudies.tasks.base import Task
 
 
@@ -22,6 +22,8 @@ class LanguageModel(Task):
     (names); ``separator`` joins tokens ("" for characters, " " for words). ``compile`` wraps the
     net's forward in ``torch.compile`` (in place, so parameter names and checkpoints are unchanged).
     """
+
+    STUDY_METRICS = ("best/val/loss", "val/acc", "test/loss", "test/ppl", "test/bpc", "test/acc")
 
     def __init__(self, net: nn.Module, vocab: Sequence[str], lines: bool = True, separator: str = "",
                  compile: bool = False, **task_kwargs) -> None:
@@ -77,6 +79,8 @@ class LanguageModel(Task):
     def sample(self, n: int = 10, prompt: str = "", max_new_tokens: int | None = None,
                temperature: float = 1.0, top_k: int | None = None, seed: int | None = None) -> list[str]:
         """``n`` generated texts: whole lines (names) for line corpora, else 200-token continuations."""
+        if temperature < 0:
+            raise ValueError(f"temperature={temperature} is not allowed; it must be >= 0 (0: the most likely token)")
         stoi = {token: i for i, token in enumerate(self.vocab)}
         tokens = prompt.split() if self.separator == " " else list(prompt)
         unknown = [t for t in tokens if t not in stoi]

@@ -14,7 +14,7 @@ from torchmetrics.text import BLEUScore
 from dlstudies.attention_map import save_attention
 from dlstudies.config.errors import ConfigError
 from dlstudies.data.translation import BOS, EOS, PAD, split_tokens
-from dlstudies.decoding import Specials, decode
+from dlstudies.generation.decoding import Specials, decode
 from dlstudies.loggers import log_table
 from dlstudies.tasks.base import Task
 
@@ -99,6 +99,9 @@ class Seq2Seq(Task):
     edges). The first ``examples`` test translations go to the loggers as a table and to
     ``sample``; ``attention_maps`` maps of test sentences are drawn into ``maps_dir``.
     """
+
+    STUDY_METRICS = ("best/val/loss", "val/acc", "test/loss", "test/acc", "test/exact_match", "test/bleu",
+                     "test/chrf")
 
     def __init__(self, net: nn.Module, src_vocab: Sequence[str], tgt_vocab: Sequence[str], separator: str = " ",
                  tokens: str = "word", max_target_len: int = 64, beam_size: int = 1, length_penalty: float = 1.0,
