@@ -1,6 +1,7 @@
 """Language-model benchmark: quality against the course's targets, speed against makemore/nanoGPT.
 
     python benchmarks/lm_benchmark.py [--only names|makemore|nanogpt|words] [--threads 2] [--repeat 3]
+                                      [--nanogpt-checkout PATH]
 
 Every dlstudies figure comes from the documented command (``python train.py experiment=...``) run
 in a subprocess; its ``summary.json`` gives parameters, steps and losses, and the wall time is the
@@ -12,7 +13,9 @@ whole process: Python start-up, imports, data preparation, training, validation,
   with PyTorch's initialization as makemore (``init=default``).
 - nanogpt: the same against nanoGPT's CPU recipe on tiny-shakespeare, then
   ``experiment=shakespeare_gpt_cpu`` (the same model and batch with a higher learning rate and
-  fewer steps) against nanoGPT's loss and time.
+  fewer steps) against nanoGPT's loss and time. With ``--nanogpt-checkout`` (a clone of
+  karpathy/nanoGPT whose data/shakespeare_char/prepare.py ran on the same tinyshakespeare.txt)
+  the reference is nanoGPT's own train.py with its README's CPU command, in the same run.
 makemore's and nanoGPT's own figures are constants measured on this 2-core machine (quoted from
 issue 3), but a shared machine's speed drifts from day to day, so every section also runs its
 references here: a plain PyTorch loop on the same model, data, batch, optimizer and evaluation
@@ -163,9 +166,11 @@ def lm_loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> t
 
 def train_steps(net: torch.nn.Module, batches: Iterator, steps: int, optimizer: torch.optim.Optimizer,
                 scheduler: LRScheduler | None, clip: float | None,
-                loss_of: Callable[[torch.nn.Module, Any], torch.Tensor] = lm_loss) -> None:
+                loss_of: Callable[[torch.nn.Module, Any], torch.Tensor] = lm_loss,
+                after_step: Callable[[], None] | None = None) -> None:
     """``steps`` updates of a minimal PyTorch loop (the throughput reference): a batch, the loss,
-    backward, clipping, the optimizer's and the schedule's step."""
+    backward, clipping, the optimizer's and the schedule's step (and ``after_step``: a weight
+    average's update)."""
     for _ in range(steps):
         loss_of(net, next(batches)).backward()
         if clip:
@@ -174,6 +179,8 @@ def train_steps(net: torch.nn.Module, batches: Iterator, steps: int, optimizer: 
         optimizer.zero_grad(set_to_none=True)
         if scheduler is not None:
             scheduler.step()
+        if after_step is not None:
+            after_step()
 
 
 def plain_loop(net: torch.nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # a plain checkout runs it too
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))  # a plain checkout runs it too
 from dlstudies import CONF_DIR  # noqa: E402
 from dlstudies.config.resolvers import register_resolvers  # noqa: E402
 from dlstudies.data.translation import PAD  # noqa: E402
+from dlstudies.data.tokens import IGNORE  # noqa: E402
 from dlstudies.tasks.masked_lm import MaskedLanguageModel, mask_tokens  # noqa: E402
 from dlstudies.train import build, train  # noqa: E402
 from lm_benchmark import SHARED, lm_loss, param_groups, train_steps  # noqa: E402  (the script's folder)
@@ -46,6 +48,9 @@ from lm_benchmark import SHARED, lm_loss, param_groups, train_steps  # noqa: E40
 WARMUP = 20  # steps before the clock starts: first-call allocations, lazy initialization
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]
+
+
+Loss = Callable[[torch.nn.Module, tuple], torch.Tensor]
 
 
 def classifier_loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -60,39 +65,53 @@ def translation_loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tens
     return F.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD)
 
 
-@dataclasses.dataclass
-class Family:
-    """A row of the table: a recipe and the loss a plain loop computes for it."""
-
-    name: str
-    overrides: list[str]
-    loss: Callable[..., torch.Tensor]
-    data: str | None = None  # the file or folder of --data that the recipe reads (data.path)
-
-
-def mlm_loss_for(module: MaskedLanguageModel) -> Callable[..., torch.Tensor]:
-    """BERT's loss on freshly masked items of a names batch, as the task builds them."""
+def mlm_loss(task: MaskedLanguageModel) -> Loss:
+    """BERT's loss on freshly masked items of a names batch, masked as the task masks them."""
     def loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
-        items = x[:, 1:].masked_fill(y[:, 1:] == -1, -1)  # characters only, padding as -1
-        inputs, targets = mask_tokens(items, module.mask_rate, len(module.vocab), net.mask_id)
-        return lm_loss(net, (inputs, targets))
+        items = x[:, 1:].masked_fill(y[:, 1:] == IGNORE, IGNORE)  # characters only, padding as IGNORE
+        return lm_loss(net, mask_tokens(items, task.mask_rate, len(task.vocab), net.mask_id))
     return loss
 
 
+def diffusion_loss(task: L.LightningModule) -> Loss:
+    """The simple loss at random t and noise: the task's ``loss`` is plain tensor code already."""
+    def loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return task.loss(x, y if task.num_classes else None)
+    return loss
+
+
+def same(loss: Loss) -> Callable[[L.LightningModule], Loss]:
+    """A loss that needs nothing from the task."""
+    return lambda task: loss
+
+
+@dataclasses.dataclass
+class Family:
+    """A row of the table: a recipe and the loss a plain loop computes for it (given the task)."""
+
+    name: str
+    overrides: list[str]
+    loss: Callable[[L.LightningModule], Loss]
+    data: str | None = None  # the file or folder of --data that the recipe reads (data.path)
+
+
 FAMILIES = {
-    "mlp": Family("MLP (names_mlp)", ["experiment=names_mlp"], lm_loss),
-    "lstm": Family("LSTM (names_lstm)", ["experiment=names_lstm"], lm_loss),
-    "gpt": Family("GPT (names_transformer)", ["experiment=names_transformer"], lm_loss),
-    "nanogpt": Family("GPT, nanoGPT's CPU size (shakespeare_gpt_cpu)",
-                      ["experiment=shakespeare_gpt_cpu"], lm_loss, "tinyshakespeare.txt"),
-    "bert": Family("BERT masked LM (names_bert_mlm)", ["experiment=names_bert_mlm"], mlm_loss_for),
-    "attention_rnn": Family("attention RNN (numbers_attention)", ["experiment=numbers_attention"], translation_loss),
+    "mlp": Family("MLP (names_mlp)", ["experiment=names_mlp"], same(lm_loss)),
+    "lstm": Family("LSTM (names_lstm)", ["experiment=names_lstm"], same(lm_loss)),
+    "gpt": Family("GPT (names_transformer)", ["experiment=names_transformer"], same(lm_loss)),
+    "nanogpt": Family("GPT, nanoGPT's CPU size (shakespeare_gpt_cpu)", ["experiment=shakespeare_gpt_cpu"],
+                      same(lm_loss), "tinyshakespeare.txt"),
+    "bert": Family("BERT masked LM (names_bert_mlm)", ["experiment=names_bert_mlm"], mlm_loss),
+    "attention_rnn": Family("attention RNN (numbers_attention)", ["experiment=numbers_attention"],
+                            same(translation_loss)),
     "transformer": Family("Transformer translation (numbers_transformer)", ["experiment=numbers_transformer"],
-                          translation_loss),
-    "mnist1d_cnn": Family("MNIST-1D convnet (mnist1d_cnn)", ["experiment=mnist1d_cnn"], classifier_loss),
-    "fashion_cnn": Family("Fashion-MNIST convnet (fashion_mnist_cnn)",
-                          ["experiment=fashion_mnist_cnn"], classifier_loss, "fashion_mnist"),
+                          same(translation_loss)),
+    "mnist1d_cnn": Family("MNIST-1D convnet (mnist1d_cnn)", ["experiment=mnist1d_cnn"], same(classifier_loss)),
+    "fashion_cnn": Family("Fashion-MNIST convnet (fashion_mnist_cnn)", ["experiment=fashion_mnist_cnn"],
+                          same(classifier_loss), "fashion_mnist"),
+    "diffusion": Family("diffusion MLP (moons_diffusion)", ["experiment=moons_diffusion"], diffusion_loss),
 }
 
 
@@ -114,13 +133,14 @@ class StepTimer(L.Callback):
 
 
 def config(family: Family, steps: int, threads: int, out: Path) -> DictConfig:
-    """The recipe at ``WARMUP + steps`` steps, validated after them, in a folder of ``out``."""
+    """The recipe at ``WARMUP + steps`` steps, validated after them (on one batch: the validation
+    is not timed), without test or samples, in a folder of ``out``."""
     total = WARMUP + steps
     register_resolvers()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[*family.overrides, f"trainer.max_steps={total}",
-                                          f"trainer.val_check_interval={total}", f"threads={threads}",
-                                          "test=false", "samples=0"])
+                                          f"trainer.val_check_interval={total}", "trainer.limit_val_batches=1",
+                                          f"threads={threads}", "test=false", "samples=0"])
     with open_dict(cfg):
         cfg.paths.output_dir = str(out / f"run{len(list(out.iterdir()))}")
     return cfg
@@ -145,12 +165,15 @@ def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
     cfg = config(family, steps, threads, out)
     torch.set_num_threads(threads)
     L.seed_everything(cfg.seed, verbose=False)
-    datamodule, module = build(cfg)
+    datamodule, module = build(cfg, {})  # no run trained first in these recipes
     net = module.net.train()
     optimizer = instantiate(cfg.optimizer)(param_groups(net))
     scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=cfg.trainer.max_steps)
-    loss = family.loss(module) if family.loss is mlm_loss_for else family.loss
+    loss = family.loss(module)
     augment = getattr(datamodule, "augment", False)
+    ema = getattr(module, "ema_decay", None)  # the recipe's weight average, updated every step
+    average = ema and AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
+    after_step = average and (lambda: average.update_parameters(net))
 
     def prepared(batch: tuple) -> tuple:
         """The data module's own preparation (trimming padding, augmentation), as in training."""
@@ -159,9 +182,9 @@ def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
 
     batches = map(prepared, endless(datamodule.train_dataloader()))
     clip = cfg.trainer.gradient_clip_val
-    train_steps(net, batches, WARMUP, optimizer, scheduler, clip, loss)
+    train_steps(net, batches, WARMUP, optimizer, scheduler, clip, loss, after_step)
     start = clock()
-    train_steps(net, batches, steps, optimizer, scheduler, clip, loss)
+    train_steps(net, batches, steps, optimizer, scheduler, clip, loss, after_step)
     return clock() - start
 
 
@@ -190,6 +213,7 @@ def main() -> None:
     clock = CLOCKS[args.clock]
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
+    torch.set_float32_matmul_precision("high")  # as the train command sets it (main), for both loops
     print(f"# overhead: torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps after "
           f"{WARMUP}, fastest of {args.repeat} ({args.clock} clock); load average {os.getloadavg()[0]:.2f}",
           flush=True)
