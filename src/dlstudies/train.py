@@ -165,6 +165,7 @@ def resume_command(summary: dict) -> str:
 def run_job(cfg: DictConfig) -> float | None:
     """One Hydra job. Module-level and undecorated, so the joblib launcher pickles it by name."""
     try:
+        validate(cfg)  # before placing: a bad jobs_per_gpu would wait forever for a slot
         with place_job(cfg) as gpus:  # threads and GPUs for this job, released however it ends
             record = train(cfg, gpus)
     except ConfigError as error:

@@ -63,6 +63,7 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg, "regularizer.dropout", Real, 0, "a number in [0, 1)")
     _check(cfg, "seed", Integral, 0, "an integer >= 0")
     _check(cfg, "threads", Integral, 1, "an integer >= 1 (or null)")
+    _check(cfg, "jobs_per_gpu", Integral, 1, "an integer >= 1")
     _check(cfg, "regularizer.ensemble", Integral, 1, "an integer >= 1")
     dropout = _get(cfg, "regularizer.dropout")
     if isinstance(dropout, Real) and dropout >= 1:
