@@ -270,7 +270,7 @@ def test_report_of_a_missing_folder_exits_2_in_one_line(tmp_path: Path, monkeypa
     with pytest.raises(SystemExit) as exit_:
         main()
     assert exit_.value.code == 2
-    error = f"error: {tmp_path / 'nowhere'} is not a folder; give the folder of a multirun\n"
+    error = f"error: {tmp_path / 'nowhere'} is not a folder; give the folder of a multirun (or a report's .csv)\n"
     assert capsys.readouterr().err == error
 
 

@@ -151,7 +151,7 @@ def test_sizes_and_options_that_do_not_fit_are_one_line_errors() -> None:
         VAENet(in_shape=(28, 28), num_classes=10, kind="rnn")
     net = VAENet(in_shape=(28, 28), num_classes=10)
     with pytest.raises(ConfigError, match=r"^model.likelihood=bernoulli does not fit grey pixels; use bernoulli"):
-        task(net, pixels=GREY)
+        task(net, likelihood="bernoulli", pixels=GREY)
     with pytest.raises(ConfigError, match=r"^model.eval_samples=0 is not allowed; it must be an integer >= 1$"):
         task(net, eval_samples=0)
     with pytest.raises(ConfigError, match=r"^model.beta=-1 is not allowed; it must be a number > 0$"):
@@ -196,10 +196,10 @@ def test_mnist_vae_learns_and_tests_with_importance_samples_and_sample_distance(
     classifier = train(make_cfg(["experiment=mnist_cnn", f"data.path={idx_dir}", "data.val_size=50",
                                  "model.net.head=avg", "trainer.max_steps=4", "trainer.val_check_interval=2", *TINY],
                               tmp_path / "cnn"))  # pooled: 64 features, not 3136
-    cfg = make_cfg(["experiment=mnist_vae", f"data.path={idx_dir}", "data.val_size=50", "trainer.max_steps=60",
-                    "trainer.val_check_interval=30", "model.eval_samples=20", "model.net.latent=4",
-                    f"model.sample_classifier={classifier['best_ckpt']}", "model.quality_samples=50", *TINY,
-                    "samples=16"], tmp_path)
+    cfg = make_cfg(["experiment=mnist_vae", f"data.path={idx_dir}", "data.val_size=50", "model.eval_samples=20",
+                    "model.net.latent=4", f"model.sample_classifier={classifier['best_ckpt']}",
+                    "model.quality_samples=50", *TINY, "samples=16", "trainer.max_steps=60",
+                    "trainer.val_check_interval=30", "scheduler.warmup_steps=10"], tmp_path)
     record = train(cfg)
     metrics = record["metrics"]
     assert record["status"] == "completed"

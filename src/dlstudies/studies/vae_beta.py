@@ -50,10 +50,8 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     errorbar(distance, stats["frechet"], "beta", "samples vs test images")
     errorbar(distance, stats["floor"], "beta", "noise floor: training vs test images", linestyle="--")
     swept_axes([nll, active, distance], ("test NLL and -ELBO", "active units (Burda et al.)", "sample distance"),
-               table["beta"], "beta")
-    nll.set_ylabel("nats per image")
-    active.set_ylabel("latent dimensions with Cov_x E_q[z] > 0.01")
-    distance.set_ylabel("Fréchet distance in mnist_cnn's features")
+               ("nats per image", "latent dimensions with Cov_x E_q[z] > 0.01",
+                "Fréchet distance in mnist_cnn's features"), table["beta"], "beta (weight of the KL term)")
 
     grids = table.dropna(subset=["checkpoint"]).sort_values("beta").drop_duplicates("beta")
     for ax, row in zip(bottom.subplots(1, max(len(grids), 1), squeeze=False)[0], grids.itertuples()):

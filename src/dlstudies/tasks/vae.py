@@ -82,15 +82,18 @@ class VAE(Task):
     floor ``test/sample_frechet_floor``, and ``test/sample_class_share`` for conditional nets).
     """
 
+    reads = ("labelled arrays",)  # of those, images: the data must say how its pixels reach the model
     STUDY_METRICS = ("val/nelbo", "test/nll", "test/nelbo", "test/rec", "test/kl", "test/active_units",
                      "test/sample_frechet", "test/sample_frechet_floor")
     TRAINED_FIRST = ("sample_classifier",)
 
-    def __init__(self, net: VAENet, class_names: Sequence[str], pixels: Mapping, likelihood: str | None = None,
+    def __init__(self, net: VAENet, class_names: Sequence[str], pixels: Mapping | None = None, likelihood: str | None = None,
                  sigma: float = 0.1, beta: float = 1.0, kl_warmup: int = 0, train_samples: int = 1,
                  eval_samples: int = 1, sample_classifier: str | None = None, quality_samples: int = 10000,
                  **task_kwargs) -> None:
         super().__init__(net, **task_kwargs)
+        if pixels is None:
+            raise ConfigError("model=vae models images and this data has no pixels; use data=mnist or data=fashion_mnist")
         likelihood = likelihood or ("bernoulli" if pixels["binary"] else "continuous_bernoulli")  # the data's fit
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"model.likelihood={likelihood!r} is not allowed; use {', '.join(LIKELIHOODS)}")
