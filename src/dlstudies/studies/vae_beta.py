@@ -53,7 +53,8 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
                table["beta"], "beta")
     nll.set_ylabel("nats per image")
     active.set_ylabel("latent dimensions with Cov_x E_q[z] > 0.01")
-    distance.set_ylabel("Fréchet distance in mnist_cnn's features")
+    distance.set(yscale="log", ylabel="Fréchet distance in mnist_cnn's features (log scale)")
+    distance.legend(loc="center")  # the floor lies an order of magnitude below the samples: between them is free
 
     grids = table.dropna(subset=["checkpoint"]).sort_values("beta").drop_duplicates("beta")
     for ax, row in zip(bottom.subplots(1, max(len(grids), 1), squeeze=False)[0], grids.itertuples()):
