@@ -51,7 +51,9 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     errorbar(distance, stats["floor"], "beta", "noise floor: training vs test images", linestyle="--")
     swept_axes([nll, active, distance], ("test NLL and -ELBO", "active units (Burda et al.)", "sample distance"),
                ("nats per image", "latent dimensions with Cov_x E_q[z] > 0.01",
-                "Fréchet distance in mnist_cnn's features"), table["beta"], "beta (weight of the KL term)")
+                "Fréchet distance in mnist_cnn's features (log scale)"), table["beta"], "beta (weight of the KL term)")
+    distance.set_yscale("log")
+    distance.legend(loc="center")  # the floor lies an order of magnitude below the samples: between them is free
 
     grids = table.dropna(subset=["checkpoint"]).sort_values("beta").drop_duplicates("beta")
     for ax, row in zip(bottom.subplots(1, max(len(grids), 1), squeeze=False)[0], grids.itertuples()):
