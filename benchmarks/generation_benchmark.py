@@ -81,7 +81,7 @@ def main() -> None:
                 best[method] = min(best[method], seconds(run))
         speed = {method: args.rows * args.new / wall for method, wall in best.items()}
         params = sum(p.numel() for p in net.parameters())
-        print(f"| {name} | {params / 1e6:.2f}M | {params * 4 / 1e6:.0f} MB | {params * 2 / 1e6:.0f} MB | "
+        print(f"| {name} | {params / 1e6:.2f}M | {params * 4 / 1e6:.1f} MB | {params * 2 / 1e6:.1f} MB | "
               f"{speed['cache']:.0f} tokens/s | {speed['none']:.0f} tokens/s | {speed['hf']:.0f} tokens/s | "
               f"{speed['cache'] / speed['none']:.2f}x | {speed['cache'] / speed['hf']:.2f}x |", flush=True)
 
