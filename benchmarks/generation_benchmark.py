@@ -32,7 +32,7 @@ from dlstudies.models.gpt2 import gpt2_options, load_gpt2  # noqa: E402
 from dlstudies.models.transformer import TransformerLanguageModel  # noqa: E402
 
 MODELS = {"tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "n_positions": 256, "vocab_size": 1024},
-          "gpt2 (124M)": {}}  # transformers' GPT2Config defaults are GPT-2's own sizes
+          "GPT-2 shape (124M)": {}}  # transformers' GPT2Config defaults are GPT-2's own sizes
 
 
 def pair(sizes: dict) -> tuple[transformers.GPT2LMHeadModel, TransformerLanguageModel]:
