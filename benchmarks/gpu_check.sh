@@ -3,7 +3,8 @@
 #   1. experiment=shakespeare_gpt (nanoGPT's shakespeare_char GPU recipe, 5000 steps, bf16): wall
 #      time, validation loss at its end (nanoGPT: 1.47), tokens per second and model FLOPs
 #      utilisation (nanoGPT's estimate: 6N + 12 L H Q T FLOPs per token, over the GPU's peak bf16).
-#   2. the depth study at default scale (goal: under 2 minutes on one modern GPU).
+#   2. the depth study at default scale (40 small MLPs) on one GPU, with 1 and with 8 jobs per GPU
+#      (jobs_per_gpu=8; goal: under 2 minutes): wall time, the most jobs that trained on it at once.
 #   3. the l2 study, one job per GPU: which GPUs its jobs held, how many ran at once, none shared.
 #
 #   benchmarks/gpu_check.sh [--data PATH/tinyshakespeare.txt] [--peak-tflops N] [--out DIR]
@@ -61,7 +62,10 @@ run() {
 # Validation once, at the last step (the recipe's every 250 steps would count in the throughput).
 run shakespeare_gpt experiment=shakespeare_gpt "${DATA_ARGS[@]}" trainer.val_check_interval=5000 \
   test=false samples=0 trainer.enable_progress_bar=false
-run depth_vs_performance -m +sweep=depth_vs_performance trainer.accelerator=gpu
+ONE_GPU=${CUDA_VISIBLE_DEVICES:-0}
+ONE_GPU=${ONE_GPU%%,*}  # the first visible GPU
+CUDA_VISIBLE_DEVICES=$ONE_GPU run depth_1_per_gpu -m +sweep=depth_vs_performance trainer.accelerator=gpu
+CUDA_VISIBLE_DEVICES=$ONE_GPU run depth_8_per_gpu -m +sweep=depth_vs_performance trainer.accelerator=gpu jobs_per_gpu=8
 run l2 -m +sweep=l2 trainer.accelerator=gpu
 
 "$PYTHON" - "$OUT" "$PEAK" <<'EOF'
@@ -105,16 +109,27 @@ mfu = (f"{tokens_per_s * flops_per_token / (peak_tflops * 1e12):.1%} of {peak_tf
 rows = [("shakespeare_gpt", f"{wall('shakespeare_gpt'):.0f} s",
          f"val loss {gpt['metrics']['val/loss']:.3f} after {gpt['steps']} steps; {tokens_per_s / 1e3:.0f}k tokens/s "
          f"over its {gpt['wall_time_s']:.0f} s job (build, fit, one validation); MFU {mfu}", "nanoGPT: val 1.47")]
-depth = summaries("depth_vs_performance")
-done = sum(s["status"] in ("completed", "diverged") for s in depth)
-rows.append(("depth_vs_performance", f"{wall('depth_vs_performance'):.0f} s", f"{done}/{len(depth)} jobs finished",
-             "under 120 s"))
+
+
+def most_at_once(jobs: list[dict]) -> int:
+    """The most jobs that trained at the same moment."""
+    return max((sum(s["started"] <= t["started"] < s["ended"] for s in jobs) for t in jobs), default=0)
+
+
+for slots in (1, 8):
+    run = f"depth_{slots}_per_gpu"
+    depth = summaries(run)
+    done = sum(s["status"] in ("completed", "diverged") for s in depth)
+    gpus = sorted({g for s in depth for g in s.get("gpus") or []})
+    rows.append((f"depth_vs_performance, one GPU, jobs_per_gpu={slots}", f"{wall(run):.0f} s",
+                 f"{done}/{len(depth)} jobs finished on GPU {', '.join(gpus)}; up to {most_at_once(depth)} at once",
+                 f"at most {slots} at once" + ("; under 120 s" if slots > 1 else "")))
+
 l2 = summaries("l2")
 held = [(g, s["started"], s["ended"]) for s in l2 for g in s.get("gpus") or []]
 shared = any(a[0] == b[0] and a[1] < b[2] and b[1] < a[2] for a, b in itertools.combinations(held, 2))
-at_once = max((sum(s["started"] <= t["started"] < s["ended"] for s in l2) for t in l2), default=0)
 rows.append(("l2 (one job per GPU)", f"{wall('l2'):.0f} s",
-             f"{len(l2)} jobs on GPUs {', '.join(sorted({g for g, _, _ in held}))}; up to {at_once} at once; "
+             f"{len(l2)} jobs on GPUs {', '.join(sorted({g for g, _, _ in held}))}; up to {most_at_once(l2)} at once; "
              f"{'a GPU was SHARED' if shared else 'no GPU shared'}", f"{count} at once"))
 
 print(f"\n{name} x {count}, torch {torch.__version__}; runs in {out}\n")

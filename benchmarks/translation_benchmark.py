@@ -65,7 +65,7 @@ def config(steps: int):
 def framework_steps_per_s(steps: int) -> float:
     cfg = config(steps)
     L.seed_everything(cfg.seed, verbose=False)
-    datamodule, module = build(cfg)
+    datamodule, module = build(cfg, {})  # no run trained first in these recipes
     timer = StepTimer()
     trainer = build_trainer(cfg, [timer], [])
     trainer.fit(module, datamodule=datamodule)
@@ -76,7 +76,7 @@ def plain_steps_per_s(steps: int) -> float:
     """The same training written as a bare PyTorch loop."""
     cfg = config(steps)
     L.seed_everything(cfg.seed, verbose=False)
-    datamodule, module = build(cfg)
+    datamodule, module = build(cfg, {})  # no run trained first in these recipes
     net = module.net.train()
     weights = [p for p in net.parameters() if p.ndim >= 2]
     others = [p for p in net.parameters() if p.ndim < 2]

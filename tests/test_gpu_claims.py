@@ -1,6 +1,7 @@
 """Sweep jobs never share a GPU: claims, n_jobs, CUDA_VISIBLE_DEVICES, DDP, SLURM; proven on CPU
 through the DLS_SIMULATE_GPUS seam (the machine pretends to have G GPUs and trains on CPU)."""
 
+import contextlib
 import copy
 import itertools
 import json
@@ -23,6 +24,7 @@ from dlstudies.config.errors import ConfigError
 from dlstudies.config.gpus import SIMULATE_GPUS, sweep_jobs
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.launch import claim_gpus, place_job
+from dlstudies.train import run_job
 
 # Bigram jobs of a few seconds, on simulated GPUs.
 QUICK = ["model=bigram", "trainer.accelerator=gpu", "trainer.val_check_interval=5", "logger=csv",
@@ -67,6 +69,26 @@ def test_claims_are_exclusive_all_or_nothing_and_wait_for_a_release(tmp_path: Pa
             assert held == []  # only "2" is free: it waits without taking it
         waiter.join(timeout=5)  # "1" released while "0" is still held: it takes "1" and "2"
         assert held == [["1", "2"]]
+
+
+def test_slots_fill_every_gpu_before_one_is_shared_and_never_exceed_their_number(tmp_path: Path) -> None:
+    held: list[list[str]] = []
+
+    def one_more() -> None:
+        with claim_gpus(tmp_path, ["0", "1"], 1, slots=2, poll_s=0.01) as gpus:
+            held.append(gpus)
+
+    with contextlib.ExitStack() as four_jobs:
+        claims = [four_jobs.enter_context(claim_gpus(tmp_path, ["0", "1"], 1, slots=2)) for _ in range(4)]
+        assert claims == [["0"], ["1"], ["0"], ["1"]]
+        waiter = threading.Thread(target=one_more)
+        waiter.start()
+        time.sleep(0.3)
+        assert held == []  # both slots of both GPUs are taken: the fifth job waits
+    waiter.join(timeout=5)
+    assert held == [["0"]]
+    with claim_gpus(tmp_path, ["0", "1"], 1, slots=2) as first, claim_gpus(tmp_path, ["0", "1"], 2, slots=2) as pair:
+        assert (first, pair) == (["0"], ["1", "0"])  # a two-GPU job takes a slot on two different GPUs
 
 
 def test_a_killed_jobs_gpu_is_claimed_by_the_rerun(tmp_path: Path) -> None:
@@ -132,11 +154,47 @@ def test_n_jobs_is_one_per_gpu_set_and_one_per_core_without_gpus(monkeypatch: py
     assert sweep_jobs("gpu", 1) == 2
     monkeypatch.setenv(SIMULATE_GPUS, "0")
     assert sweep_jobs("auto", 1) == -1 and sweep_jobs("gpu", 1) == -1
+    monkeypatch.setenv(SIMULATE_GPUS, "4")
+    assert [sweep_jobs("gpu", 1, 8), sweep_jobs("gpu", 2, 3), sweep_jobs("cpu", 1, 8), sweep_jobs("gpu", 1, 0)] == \
+        [16, 3, -1, 2]  # 2 visible GPUs (CUDA_VISIBLE_DEVICES=0,2) x slots / devices per job
 
 
 def test_the_parallel_launcher_runs_one_job_per_gpu_pair(tmp_path: Path, four_gpus: None) -> None:
     _sweep_job(["hydra/launcher=parallel", "trainer=ddp", "trainer.devices=2"], tmp_path)
     assert HydraConfig.get().launcher.n_jobs == 2
+
+
+def test_the_parallel_launcher_runs_gpus_times_jobs_per_gpu(tmp_path: Path, four_gpus: None) -> None:
+    _sweep_job(["hydra/launcher=parallel", "trainer=gpu", "jobs_per_gpu=8"], tmp_path)
+    assert HydraConfig.get().launcher.n_jobs == 32
+
+
+def test_sweep_jobs_share_a_gpu_up_to_jobs_per_gpu(tmp_path: Path, four_gpus: None,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SIMULATE_GPUS, "1")
+    jobs = [_sweep_job(["trainer=gpu", "jobs_per_gpu=2"], tmp_path) for _ in range(3)]
+    third: list[list[str] | None] = []
+
+    def place_third() -> None:
+        with place_job(jobs[2]) as gpus:
+            third.append(gpus)
+
+    with place_job(jobs[0]) as first, place_job(jobs[1]) as second:
+        assert (first, second) == (["0"], ["0"])  # both slots of the one GPU
+        waiter = threading.Thread(target=place_third)
+        waiter.start()
+        time.sleep(0.5)
+        assert third == []  # no third slot: it waits
+    waiter.join(timeout=5)
+    assert third == [["0"]]
+
+
+def test_jobs_per_gpu_below_one_stops_the_job_in_one_line_before_it_waits_for_a_gpu(
+        tmp_path: Path, four_gpus: None, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run_job(_sweep_job(["trainer=gpu", "jobs_per_gpu=0"], tmp_path))
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: jobs_per_gpu=0 is not allowed; it must be an integer >= 1"
 
 
 def _held_intervals(root: Path) -> list[tuple[str, float, float]]:
@@ -165,6 +223,24 @@ def test_six_jobs_of_different_lengths_on_two_gpus_never_share_one(tmp_path: Pat
     assert overlapping, "the two GPUs never trained at the same time"
     threads = {json.loads(p.read_text())["threads"] for p in tmp_path.rglob("summary.json")}
     assert threads == {max(1, (os.cpu_count() or 1) // 2)}  # n_jobs = 2 GPUs: half the cores each
+
+
+def _most_at_once(intervals: list[tuple[str, float, float]], gpu: str) -> int:
+    """The most jobs that held ``gpu`` at the same moment."""
+    on_gpu = [(start, end) for name, start, end in intervals if name == gpu]
+    return max(sum(s <= start < e for s, e in on_gpu) for start, _ in on_gpu)
+
+
+@pytest.mark.slow  # ~20 s: three workers; placement with slots is also tested in-process above
+def test_jobs_share_a_gpu_up_to_its_slots_and_fill_them(tmp_path: Path, names_file: Path) -> None:
+    # One GPU with 2 slots, 3 workers: two long jobs fill both slots at once (each runs for
+    # seconds), and the third worker's job waits for one of them instead of training beside them.
+    result = run_command(["-m", "hydra/launcher=parallel", "jobs_per_gpu=2", "hydra.launcher.n_jobs=3",
+                          "trainer.max_steps=1500,1500,5,6", *QUICK, f"data.path={names_file}"], tmp_path,
+                         env={SIMULATE_GPUS: "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    intervals = _held_intervals(tmp_path)
+    assert len(intervals) == 4 and _most_at_once(intervals, "0") == 2
 
 
 @pytest.mark.slow  # ~50 s: DDP process groups per job; placement of DDP jobs is also tested in-process above

@@ -6,6 +6,7 @@ a re-run sweep continues where it stopped.
 """
 
 import fcntl
+import itertools
 import os
 import re
 import sys
@@ -37,23 +38,33 @@ def parallel_jobs() -> int:
     return cores if n_jobs < 0 else min(int(n_jobs), cores * 4)
 
 
-@contextmanager
-def claim_gpus(lock_dir: Path, names: Sequence[str], count: int, poll_s: float = 0.2) -> Iterator[list[str]]:
-    """Hold ``count`` of the GPUs ``names`` that no other process claiming in ``lock_dir`` holds,
-    waiting until enough are free; yields the names held.
+def _lock_file(lock_dir: Path, name: str, slot: int) -> Path:
+    """Slot ``slot`` of GPU ``name``: ``<gpu>.lock`` for the first, ``<gpu>.<slot>.lock`` after."""
+    return lock_dir / (re.sub(r"[^\w.-]", "_", name) + (f".{slot}" if slot else "") + ".lock")
 
-    One ``flock`` per GPU file: the kernel drops a process's locks when it dies, however it dies
+
+@contextmanager
+def claim_gpus(lock_dir: Path, names: Sequence[str], count: int, slots: int = 1,
+               poll_s: float = 0.2) -> Iterator[list[str]]:
+    """Hold a slot on each of ``count`` different GPUs of ``names`` (each GPU has ``slots``: the
+    jobs it runs at once) that no other process claiming in ``lock_dir`` holds, waiting until
+    enough are free; yields the names of the GPUs held.
+
+    One ``flock`` per slot file: the kernel drops a process's locks when it dies, however it dies
     (a crash, SIGKILL, an out-of-memory kill), so a killed job never blocks a GPU, and a re-run
     needs no clean-up. A GPU per joblib worker would not do: loky restarts workers, and a job
     cannot tell which worker it is in. All ``count`` GPUs or none are held, so two DDP jobs never
-    hold half of each other's GPUs while waiting.
+    hold half of each other's GPUs while waiting. Slots are tried level by level (the first slot
+    of every GPU before any GPU's second), so jobs spread over the GPUs before they share one.
     """
     lock_dir.mkdir(parents=True, exist_ok=True)
     waiting = False
     while True:
-        held = []
-        for name in names:
-            fd = os.open(lock_dir / (re.sub(r"[^\w.-]", "_", name) + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        held: list[tuple[str, int]] = []
+        for slot, name in itertools.product(range(slots), names):
+            if name in dict(held):  # one slot per GPU: a job's devices are different GPUs
+                continue
+            fd = os.open(_lock_file(lock_dir, name, slot), os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 held.append((name, fd))
@@ -96,8 +107,9 @@ def _claims_gpus(cfg: DictConfig) -> bool:
 @contextmanager
 def place_job(cfg: DictConfig) -> Iterator[list[str] | None]:
     """Give this job its share of the machine while it runs: cores / parallel jobs torch threads
-    and, in a multirun, GPUs that no other running job of the sweep holds, released however the
-    job ends. Yields the names of the GPUs held (None when it claims none)."""
+    and, in a multirun, GPUs on which fewer than ``jobs_per_gpu`` other running jobs of the sweep
+    train (one by default: a GPU of its own), released however the job ends. Yields the names of
+    the GPUs held (None when it claims none)."""
     jobs = parallel_jobs()
     threads = cfg.get("threads") or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None)
     if threads:
@@ -113,7 +125,7 @@ def place_job(cfg: DictConfig) -> Iterator[list[str] | None]:
         raise ConfigError(f"trainer.devices={devices} is not allowed; this machine shows "
                           f"{len(names)} GPU(s): {', '.join(names) or 'none'}")
     lock_dir = Path(HydraConfig.get().sweep.dir) / ".gpu_claims"
-    with claim_gpus(lock_dir, [names[i] for i in candidates], count) as held:
+    with claim_gpus(lock_dir, [names[i] for i in candidates], count, cfg.get("jobs_per_gpu", 1)) as held:
         with open_dict(cfg):
             if os.environ.get(SIMULATE_GPUS):
                 cfg.trainer.accelerator, cfg.trainer.devices = "cpu", len(held)

@@ -27,7 +27,7 @@ from dlstudies.callbacks.metadata import CheckpointMetadata
 from dlstudies.callbacks.samples import Samples
 from dlstudies.checkpoint import AtomicCheckpointIO, check_resumable, read_checkpoint
 from dlstudies.config.argv import check_choices
-from dlstudies.config.errors import ConfigError, one_line
+from dlstudies.config.errors import ConfigError, one_line, print_error
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.config.validation import validate
 from dlstudies.generation.figures import sample_title
@@ -38,7 +38,6 @@ from dlstudies.prerequisites import on_this_device, trained_first
 from dlstudies.summary import COMMAND, RunRecord, best_checkpoint, command_line, read_summary, write_failure
 
 console = Console()
-errors = Console(stderr=True)
 register_resolvers()  # on import: launcher workers import this module before resolving hydra.sweep.dir
 
 
@@ -166,14 +165,14 @@ def resume_command(summary: dict) -> str:
 def run_job(cfg: DictConfig) -> float | None:
     """One Hydra job. Module-level and undecorated, so the joblib launcher pickles it by name."""
     try:
+        validate(cfg)  # before placing: a bad jobs_per_gpu would wait forever for a slot
         with place_job(cfg) as gpus:  # threads and GPUs for this job, released however it ends
             record = train(cfg, gpus)
     except ConfigError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        print_error(error)
         sys.exit(2)
     except OSError as error:  # a full disk, a lost mount: one line; a sweep moves on to its next job
-        errors.print(f"[red]failed:[/red] {escape(write_failure(error, cfg.paths.output_dir))}",
-                     highlight=False, soft_wrap=True)
+        print_error(write_failure(error, cfg.paths.output_dir), "failed:")
         if HydraConfig.get().mode == RunMode.RUN:
             sys.exit(1)
         return float("nan")
@@ -181,11 +180,10 @@ def run_job(cfg: DictConfig) -> float | None:
         summary = read_summary(cfg.paths.output_dir)
         if summary is None or summary["status"] != "interrupted":
             raise
-        errors.print(f"[yellow]interrupted[/yellow] at step {summary['steps']}; resume with: "
-                     f"{resume_command(summary)}", highlight=False, soft_wrap=True)
+        print_error(f"at step {summary['steps']}; resume with: {resume_command(summary)}", "interrupted", "yellow")
         sys.exit(143 if isinstance(stop, SIGTERMException) else 130)  # 128 + the signal, as shells do
     if record["status"] == "diverged":
-        console.print(f"[red]diverged:[/red] {record['diverged']}", highlight=False, soft_wrap=True)
+        console.print(f"[red]diverged:[/red] {escape(record['diverged'])}", highlight=False, soft_wrap=True)
         if HydraConfig.get().mode == RunMode.RUN:
             sys.exit(1)  # a lone run fails loudly; inside a multirun the sweep carries on
         return float("nan")
@@ -203,7 +201,7 @@ def main() -> None:
     try:
         check_choices(sys.argv[1:])
     except ConfigError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        print_error(error)
         sys.exit(2)
     _hydra_main()
 

@@ -47,8 +47,11 @@ def gpu_request(accelerator: str, devices: object, n_visible: int) -> tuple[list
     return (candidates, count) if count > 0 else None  # 0 or below: Lightning rejects it in one line
 
 
-def sweep_jobs(accelerator: str, devices: object) -> int:
+def sweep_jobs(accelerator: str, devices: object, jobs_per_gpu: int = 1) -> int:
     """joblib's ``n_jobs`` on this machine: as many jobs as the visible GPUs hold at once when the
-    trainer asks for GPUs (4 GPUs, 2 per job: 2), else -1, one per core."""
+    trainer asks for GPUs, ``jobs_per_gpu`` on each (4 GPUs, 2 per job: 2; 1 GPU, 8 jobs per GPU:
+    8), else -1, one per core. A ``jobs_per_gpu`` below 1 counts as 1 here; the job then stops on
+    it in one line."""
     request = gpu_request(accelerator, devices, len(visible_gpus()))
-    return max(1, len(request[0]) // request[1]) if request else -1
+    slots = jobs_per_gpu if isinstance(jobs_per_gpu, int) and jobs_per_gpu > 1 else 1
+    return max(1, len(request[0]) * slots // request[1]) if request else -1

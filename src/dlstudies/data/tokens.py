@@ -42,6 +42,7 @@ class TokenDataModule(TensorDataModule):
     and the tensors they give are cached under ``cache_dir``/bpe (None: not cached).
     """
 
+    kind = "text"
     separator = ""
 
     def __init__(self, block_size: int, batch_size: int, eval_batch_size: int | None,

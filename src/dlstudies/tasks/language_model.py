@@ -34,6 +34,7 @@ class LanguageModel(Task):
     when fitting starts, so a fine-tuned checkpoint loads without them.
     """
 
+    reads = ("text",)
     STUDY_METRICS = ("best/val/loss", "val/acc", "test/loss", "test/ppl", "test/bpc", "test/acc")
 
     def __init__(self, net: nn.Module, vocab: Sequence[str], lines: bool = True, separator: str = "",
