@@ -32,7 +32,7 @@ from dlstudies.models.gpt2 import gpt2_options, load_gpt2  # noqa: E402
 from dlstudies.models.transformer import TransformerLanguageModel  # noqa: E402
 
 MODELS = {"tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "n_positions": 256, "vocab_size": 1024},
-          "gpt2 (124M)": {}}  # transformers' GPT2Config defaults are GPT-2's own sizes
+          "GPT-2 shape (124M)": {}}  # transformers' GPT2Config defaults are GPT-2's own sizes
 
 
 def pair(sizes: dict) -> tuple[transformers.GPT2LMHeadModel, TransformerLanguageModel]:
@@ -81,7 +81,7 @@ def main() -> None:
                 best[method] = min(best[method], seconds(run))
         speed = {method: args.rows * args.new / wall for method, wall in best.items()}
         params = sum(p.numel() for p in net.parameters())
-        print(f"| {name} | {params / 1e6:.2f}M | {params * 4 / 1e6:.0f} MB | {params * 2 / 1e6:.0f} MB | "
+        print(f"| {name} | {params / 1e6:.2f}M | {params * 4 / 1e6:.1f} MB | {params * 2 / 1e6:.1f} MB | "
               f"{speed['cache']:.0f} tokens/s | {speed['none']:.0f} tokens/s | {speed['hf']:.0f} tokens/s | "
               f"{speed['cache'] / speed['none']:.2f}x | {speed['cache'] / speed['hf']:.2f}x |", flush=True)
 

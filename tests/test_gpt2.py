@@ -3,8 +3,8 @@
 in our GPT as in GPT2LMHeadModel, fine-tunes through train.py, and checkpoints our GPT cannot
 hold stop in one line."""
 
-import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -93,23 +93,30 @@ def test_fine_tuning_continues_from_the_checkpoint(gpt2: tuple[Path, torch.nn.Mo
     assert moved < 0.5  # close to the pretrained weights: it started from them
 
 
-def test_checkpoints_our_gpt_cannot_hold_stop_in_one_line(tmp_path: Path) -> None:
-    llama = {"model_type": "llama", "rope_theta": 10000.0, "hidden_act": "silu", "intermediate_size": 64,
-             "rms_norm_eps": 1e-6, "num_attention_heads": 4, "num_key_value_heads": 2}
-    with pytest.raises(ConfigError, match=r"^model.pretrained=hf:x is a llama checkpoint \(rotary positions, "
+def test_checkpoints_our_gpt_cannot_hold_stop_in_one_line(gpt2: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:
+    llama = transformers.LlamaForCausalLM(transformers.LlamaConfig(  # saved as transformers writes it now
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=300))
+    llama.save_pretrained(tmp_path)
+    shutil.copy(gpt2[0] / "tokenizer.json", tmp_path)
+    with pytest.raises(ConfigError, match=rf"^ckpt_path=hf:{tmp_path} has model_type llama \(rotary positions, "
                                           r"a SwiGLU feed-forward, RMSNorm, grouped-query attention\); "
-                                          r"model=transformer holds GPT-2-family checkpoints"):
-        gpt2_options(llama, "model.pretrained=hf:x")
+                                          r"model=transformer holds GPT-2-family checkpoints \(model_type gpt2\)$"):
+        sample(f"hf:{tmp_path}", 1)
+    older = {"model_type": "gptj", "rotary_dim": 64}  # hub checkpoints saved by older transformers
+    with pytest.raises(ConfigError, match=r"^model.pretrained=hf:x has model_type gptj \(rotary positions\)"):
+        gpt2_options(older, "model.pretrained=hf:x")
     variant = {"model_type": "gpt2", "n_embd": 32, "n_inner": 100, "activation_function": "relu"}
     with pytest.raises(ConfigError, match=r"GPT-2 variant our GPT cannot hold: activation relu, "
                                           r"a feed-forward of 100 units \(ours: 4 x 32\)$"):
         gpt2_options(variant, "model.pretrained=hf:x")
-    (tmp_path / "config.json").write_text(json.dumps(llama))
-    with pytest.raises(ConfigError, match=r"has no \*.safetensors, tokenizer.json in .*; a checkpoint folder holds"):
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ConfigError, match=r"has no \*.safetensors in .*; a checkpoint folder holds"):
         hf_checkpoint(f"hf:{tmp_path}", "model.pretrained")
 
 
-def test_a_hub_name_out_of_reach_fails_in_one_line() -> None:
+def test_a_hub_name_out_of_reach_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # as with no network, never using it
     with pytest.raises(ConfigError, match=r"^model.pretrained=hf:dlstudies-tests/no-such-model is no local "
                                           r"folder and could not be downloaded from the Hugging Face hub \(.*\); "
                                           r"give a folder with config.json"):

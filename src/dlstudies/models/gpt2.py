@@ -22,7 +22,9 @@ BUFFERS = re.compile(r"\.attn\.(masked_)?bias$")  # the causal masks older check
 def _not_gpt2(config: dict) -> list[str]:
     """What makes a checkpoint of another family differ from GPT-2, as far as its config says."""
     found = []
-    if any(key in config for key in ("rope_theta", "rotary_dim", "rotary_pct", "rope_scaling")):
+    if config.get("alibi") or config.get("model_type") == "bloom":  # Bloom's config has no key for it
+        found.append("ALiBi positions")
+    elif any(key in config for key in ("rope_parameters", "rope_theta", "rotary_dim", "rotary_pct", "rope_scaling")):
         found.append("rotary positions")
     if config.get("hidden_act") in ("silu", "swiglu") and "intermediate_size" in config:
         found.append("a SwiGLU feed-forward")
@@ -30,8 +32,6 @@ def _not_gpt2(config: dict) -> list[str]:
         found.append("RMSNorm")
     if config.get("num_key_value_heads", config.get("num_attention_heads")) != config.get("num_attention_heads"):
         found.append("grouped-query attention")
-    if config.get("alibi"):
-        found.append("ALiBi positions")
     return found
 
 
@@ -58,7 +58,7 @@ def gpt2_options(config: dict, where: str) -> dict:
     family = config.get("model_type")
     if family != "gpt2":
         differences = ", ".join(_not_gpt2(config)) or "another architecture"
-        raise ConfigError(f"{where} is a {family} checkpoint ({differences}); model=transformer holds "
+        raise ConfigError(f"{where} has model_type {family} ({differences}); model=transformer holds "
                           "GPT-2-family checkpoints (model_type gpt2)")
     variants = _gpt2_variants(config)
     if variants:
