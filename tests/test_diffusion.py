@@ -10,6 +10,7 @@ from dlstudies.config.errors import ConfigError
 from dlstudies.data.toy import SHAPES, ToyDataModule
 from dlstudies.generation.diffusion import NoiseSchedule, betas, guided, reverse_process, sampling_timesteps
 from dlstudies.metrics.points import against_truth, sliced_wasserstein
+from test_vae import idx_dir  # noqa: F401  (a fixture: tiny IDX 'digits')
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine", "constant"])
@@ -210,6 +211,29 @@ def test_a_toy_diffusion_run_learns_and_scores_its_samples(tmp_path) -> None:
     assert record["status"] == "completed"
     assert metrics["test/sample_distance"] < 0.4 * metrics["test/sample_distance_normal"]  # learnt the moons
     assert metrics["test/sample_distance_floor"] < metrics["test/sample_distance"]
+
+
+def test_the_gpu_mnist_recipe_runs_on_a_cpu_and_scores_its_samples_per_class(tmp_path, idx_dir) -> None:
+    """experiment=mnist_diffusion's smoke test: its class-conditional U-Net, shrunk, trains a few
+    steps on tiny 'digits' and its test scores samples in a frozen classifier's features."""
+    from conftest import make_cfg
+    from PIL import Image
+
+    from dlstudies.train import train
+
+    tiny = ["logger=none", "trainer.enable_progress_bar=false", f"data.path={idx_dir}", "data.val_size=50"]
+    classifier = train(make_cfg(["experiment=mnist_cnn", "model.net.head=avg", "trainer.max_steps=4",
+                                 "trainer.val_check_interval=2", "samples=0", *tiny], tmp_path / "cnn"))
+    record = train(make_cfg(["experiment=mnist_diffusion", "trainer.accelerator=cpu", "trainer.max_steps=6",
+                             "trainer.val_check_interval=3", "data.batch_size=16", "data.train_eval_size=50",
+                             "model.net.width=8", "model.net.depth=2", "model.net.blocks=1", "model.net.embed=16",
+                             "model.net.heads=2", "model.timesteps=50", "model.sample_steps=4", "model.eval_samples=20",
+                             f"model.sample_classifier={classifier['best_ckpt']}", "samples=20", *tiny], tmp_path))
+    metrics = record["metrics"]
+    assert record["status"] == "completed"
+    assert metrics["test/sample_frechet"] > metrics["test/sample_frechet_floor"] > 0
+    assert 0 <= metrics["test/sample_class_share"] <= 1
+    assert Image.open(record["samples_figure"]).size[0] > 100  # the grid: two rows of the ten classes
 
 
 @pytest.mark.slow

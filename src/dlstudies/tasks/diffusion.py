@@ -11,6 +11,7 @@ checkpoint's ``state_dict``, the test and therefore every sample use the average
 raw ones sample visibly worse and are kept in the checkpoint as ``current_model_state``).
 """
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 
@@ -24,6 +25,7 @@ from dlstudies.checkpoint import read_checkpoint
 from dlstudies.config.errors import ConfigError
 from dlstudies.generation.diffusion import (PREDICTIONS, NoiseModel, NoiseSchedule, check_sampler, guided,
                                            reverse_process, sampling_timesteps)
+from dlstudies.metrics.classifier_distance import sample_quality
 from dlstudies.metrics.points import against_truth
 from dlstudies.tasks.base import Task
 
@@ -41,20 +43,26 @@ class Diffusion(Task):
     that range and mapped back (points have no ``pixels``). At test, data that knows its true distribution
     (toy data) also scores ``eval_samples`` samples against it (``test/sample_distance`` beside
     its noise floor and N(0, I), ``dlstudies.metrics.points``) and times them
-    (``test/sample_seconds``, per sample).
+    (``test/sample_seconds``, per sample). Images are scored, with ``sample_classifier`` (a
+    classifier of the same data: a checkpoint, or an experiment's name that train.py trains first),
+    on ``eval_samples`` samples against as many test images (``metrics/classifier_distance.py``:
+    ``test/sample_frechet`` beside its noise floor ``test/sample_frechet_floor``, and for a
+    conditional net ``test/sample_class_share``, the share classified as the class asked for).
     """
 
     reads = ("labelled points", "labelled arrays")  # toy points (diffusion_mlp), images (unet)
     STUDY_METRICS = ("best/val/loss", "test/loss", "test/sample_distance", "test/sample_distance_floor",
                      "test/sample_distance_normal", "test/sample_nll", "test/sample_nll_floor",
-                     "test/sample_nll_normal", "test/sample_seconds")
-    TRAINED_FIRST = ("pretrained",)
+                     "test/sample_nll_normal", "test/sample_seconds", "test/sample_frechet",
+                     "test/sample_frechet_floor", "test/sample_class_share")
+    TRAINED_FIRST = ("pretrained", "sample_classifier")
 
     def __init__(self, net: nn.Module, class_names: Sequence[str] = (), schedule: str = "linear",
                  timesteps: int = 1000, beta: float = 0.01511, prediction: str = "eps", label_dropout: float = 0.1,
                  ema_decay: float | None = 0.999, sampler: str = "ddpm", sample_steps: int | None = None,
                  eta: float = 0.0, guidance: float = 0.0, sample_batch: int = 10000, eval_samples: int = 10000,
-                 pixels: Mapping | None = None, pretrained: str | None = None, **task_kwargs) -> None:
+                 pixels: Mapping | None = None, pretrained: str | None = None, sample_classifier: str | None = None,
+                 **task_kwargs) -> None:
         super().__init__(net, **task_kwargs)
         if prediction not in PREDICTIONS:
             raise ConfigError(f"model.prediction={prediction!r} is not an option; allowed: {', '.join(PREDICTIONS)}")
@@ -72,7 +80,7 @@ class Diffusion(Task):
         self.pixels = None if pixels is None else {"mean": float(pixels["mean"]), "std": float(pixels["std"])}
         self.value_range = None if pixels is None else tuple((v - self.pixels["mean"]) / self.pixels["std"] for v in (0, 1))
         self.eval_loss = nn.ModuleDict({s: MeanMetric() for s in STAGES})
-        self.pretrained = pretrained
+        self.pretrained, self.sample_classifier = pretrained, sample_classifier
 
     def setup(self, stage: str) -> None:
         """Start from the weights of ``pretrained`` (a checkpoint of this net), when given. They
@@ -148,6 +156,10 @@ class Diffusion(Task):
             metrics["test/sample_seconds"] = (time.perf_counter() - started) / self.eval_samples
             scores = against_truth(points, data.reference, data.distribution.log_prob)
             metrics |= {f"test/sample_{name}": value for name, value in scores.items()}
+        if self.sample_classifier and self.eval_samples:
+            quality = sample_quality(self.sample, data.images("test")[: self.eval_samples], data.images("train"),
+                                     self.sample_classifier, self.num_classes)
+            metrics |= {f"test/{name}": value for name, value in quality.items()}
         self.log_dict(metrics)
 
     def noise_model(self, labels: torch.Tensor | None = None, guidance: float = 0.0) -> NoiseModel:
@@ -180,12 +192,12 @@ class Diffusion(Task):
                guidance: float | None = None, trajectory: bool = False
                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``n`` samples: points (n, dims), or images (n, C, H, W) in [0, 1]. A conditional net
-        samples the ``labels`` given (one, or one per sample), else every class in turn (a grid's
-        rows run through the classes); ``guidance=-1`` samples it unconditionally. Sampler options
-        default to the model's. With ``trajectory``, also every z visited, (steps + 1, n, *shape),
-        in the net's units."""
+        samples the ``labels`` given (one, or one per sample), else the classes in equal blocks, in
+        order (100 samples of 10 classes: a grid with one row per class); ``guidance=-1`` samples
+        it unconditionally. Sampler options default to the model's. With ``trajectory``, also
+        every z visited, (steps + 1, n, *shape), in the net's units."""
         if labels is None and self.num_classes:
-            labels = torch.arange(n) % self.num_classes
+            labels = torch.arange(n) * self.num_classes // n
         labels = self._check_labels(labels, n)
         given = {"sampler": sampler, "steps": steps, "eta": eta, "guidance": guidance}
         options = self.defaults | {k: v for k, v in given.items() if v is not None}
@@ -194,13 +206,17 @@ class Diffusion(Task):
         self.net.eval()
         shape = tuple(self.net.in_shape)
         outputs = []
-        for start in range(0, n, self.sample_batch):
-            count = min(self.sample_batch, n - start)
-            z = torch.randn(count, *shape, device=self.device, generator=generator)
-            chunk = None if labels is None else labels[start : start + count]
-            outputs.append(reverse_process(self.noise_model(chunk, options["guidance"]), self.schedule, z,
-                                           options["sampler"], options["steps"], options["eta"],
-                                           clip=self.value_range, generator=generator, trajectory=trajectory))
+        # A run's samples (its callback, its test) take its precision: the net under bf16 autocast
+        # with trainer.precision=bf16-mixed (half the time of float32 on a CPU); the steps stay float32.
+        precision = self._trainer.precision_plugin.forward_context() if self._trainer else contextlib.nullcontext()
+        with precision:
+            for start in range(0, n, self.sample_batch):
+                count = min(self.sample_batch, n - start)
+                z = torch.randn(count, *shape, device=self.device, generator=generator)
+                chunk = None if labels is None else labels[start : start + count]
+                outputs.append(reverse_process(self.noise_model(chunk, options["guidance"]), self.schedule, z,
+                                               options["sampler"], options["steps"], options["eta"],
+                                               clip=self.value_range, generator=generator, trajectory=trajectory))
         self.net.train(was_training)
         if trajectory:
             return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs], 1)
