@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
-# The GPU check: one command on a machine with a CUDA GPU (under 10 minutes on one GPU), one table.
+# The GPU check: one command on a machine with a CUDA GPU, one table (checks 1-3 under 10 minutes on
+# one GPU; check 4 trains a U-Net for 20000 steps on top).
 #   1. experiment=shakespeare_gpt (nanoGPT's shakespeare_char GPU recipe, 5000 steps, bf16): wall
 #      time, validation loss at its end (nanoGPT: 1.47), tokens per second and model FLOPs
 #      utilisation (nanoGPT's estimate: 6N + 12 L H Q T FLOPs per token, over the GPU's peak bf16).
 #   2. the depth study at default scale (40 small MLPs) on one GPU, with 1 and with 8 jobs per GPU
 #      (jobs_per_gpu=8; goal: under 2 minutes): wall time, the most jobs that trained on it at once.
 #   3. the l2 study, one job per GPU: which GPUs its jobs held, how many ran at once, none shared.
+#   4. experiment=mnist_diffusion (the class-conditional U-Net's GPU recipe, bf16): wall time, the
+#      share of samples classified as the digit asked for (goal 90%), the Fréchet distance in
+#      mnist_cnn's features beside its noise floor.
 #
-#   benchmarks/gpu_check.sh [--data PATH/tinyshakespeare.txt] [--peak-tflops N] [--out DIR]
+#   benchmarks/gpu_check.sh [--data PATH/tinyshakespeare.txt] [--mnist DIR] [--peak-tflops N] [--out DIR]
 #
 # --data: default ../shared/data/ beside the checkout, else data/ (else downloaded, when online).
+# --mnist: MNIST's IDX files; default ../shared/data/mnist, else data/mnist (else downloaded).
 # --peak-tflops: the GPU's dense bf16 peak; known from the name for A100, H100, H200, L4, L40S.
 # PYTHON=.venv/bin/python picks the interpreter. Runs log to CSV only (no W&B).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
-DATA="" PEAK="" OUT="outputs/gpu_check/$(date +%Y-%m-%d_%H-%M-%S)"
+DATA="" MNIST="" PEAK="" OUT="outputs/gpu_check/$(date +%Y-%m-%d_%H-%M-%S)"
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA=$2; shift 2 ;;
+    --mnist) MNIST=$2; shift 2 ;;
     --peak-tflops) PEAK=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    *) echo "gpu_check: unknown argument $1; allowed: --data PATH, --peak-tflops N, --out DIR" >&2; exit 2 ;;
+    *) echo "gpu_check: unknown argument $1; allowed: --data PATH, --mnist DIR, --peak-tflops N, --out DIR" >&2; exit 2 ;;
   esac
 done
 
@@ -38,6 +44,13 @@ if [ -z "$DATA" ]; then
     [ -f "$candidate" ] && DATA=$candidate && break
   done
 fi
+if [ -z "$MNIST" ]; then
+  for candidate in ../shared/data/mnist data/mnist; do
+    [ -d "$candidate" ] && MNIST=$(cd "$candidate" && pwd) && break
+  done
+fi
+MNIST_ARGS=()
+[ -n "$MNIST" ] && MNIST_ARGS=("data.path=$MNIST")
 DATA_ARGS=()
 if [ -n "$DATA" ]; then
   [ -f "$DATA" ] || { echo "gpu_check: --data $DATA is not a file" >&2; exit 2; }
@@ -67,6 +80,7 @@ ONE_GPU=${ONE_GPU%%,*}  # the first visible GPU
 CUDA_VISIBLE_DEVICES=$ONE_GPU run depth_1_per_gpu -m +sweep=depth_vs_performance trainer.accelerator=gpu
 CUDA_VISIBLE_DEVICES=$ONE_GPU run depth_8_per_gpu -m +sweep=depth_vs_performance trainer.accelerator=gpu jobs_per_gpu=8
 run l2 -m +sweep=l2 trainer.accelerator=gpu
+run mnist_diffusion experiment=mnist_diffusion "${MNIST_ARGS[@]}" trainer.enable_progress_bar=false
 
 "$PYTHON" - "$OUT" "$PEAK" <<'EOF'
 """The table: figures from each run's summary.json and resolved config, wall times from the script."""
@@ -131,6 +145,13 @@ shared = any(a[0] == b[0] and a[1] < b[2] and b[1] < a[2] for a, b in itertools.
 rows.append(("l2 (one job per GPU)", f"{wall('l2'):.0f} s",
              f"{len(l2)} jobs on GPUs {', '.join(sorted({g for g, _, _ in held}))}; up to {most_at_once(l2)} at once; "
              f"{'a GPU was SHARED' if shared else 'no GPU shared'}", f"{count} at once"))
+
+(diffusion,) = [s for s in summaries("mnist_diffusion") if "pretrained" not in s["output_dir"]]  # not mnist_cnn's
+m = diffusion["metrics"]
+rows.append(("mnist_diffusion", f"{wall('mnist_diffusion'):.0f} s",
+             f"{m['test/sample_class_share']:.1%} of samples classified as the digit asked for; Fréchet distance "
+             f"{m['test/sample_frechet']:.1f} (noise floor {m['test/sample_frechet_floor']:.1f}) after "
+             f"{diffusion['steps']} steps in {diffusion['wall_time_s']:.0f} s", "class share >= 90%"))
 
 print(f"\n{name} x {count}, torch {torch.__version__}; runs in {out}\n")
 print("| check | wall | result | reference |\n|---|---|---|---|")
