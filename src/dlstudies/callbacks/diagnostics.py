@@ -10,7 +10,9 @@ first step, how shattered the net's input gradients are (Balduzzi et al. 2017): 
 x(t) = a + t (b - a), t in [0, 1], walk from one example a to another b; the derivative
 g(t) = d s(x(t)) / dt of a fixed random projection s of the outputs is smooth ("brown noise") for
 shallow nets and becomes white noise in deep plain nets, its autocorrelation at lag 1 falling
-towards 0, while residual nets keep it correlated. With ``span: range`` every line instead runs
+towards 0, while residual nets keep it correlated. Batch norm normalises with the statistics of
+the line's points, held fixed while differentiating, so g(t) is the derivative of the function
+the net computes at each point. With ``span: range`` every line instead runs
 from the batch's smallest to its largest input: for a scalar input (``data=scalar_grid``) that is
 d y / d x along the whole grid, Prince's fig 11.3. The ``shattered_gradients`` study draws it.
 """
@@ -33,15 +35,42 @@ def linear_layers(net: nn.Module) -> list[tuple[str, nn.Linear]]:
     return [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Linear)]
 
 
+def normalised_by(net: nn.Module, x: torch.Tensor) -> nn.Module:
+    """A copy of ``net`` in evaluation mode whose batch norms hold the statistics of the batch
+    ``x``: it computes what ``net`` in training mode computes on ``x``, but each point's output
+    depends on that point alone.
+
+    Differentiated in training mode, the statistics would couple the points, and a batch-normed
+    layer's outputs sum over the batch to a constant: when a linear head follows it, the gradient
+    of the summed output is rounding noise, not each point's derivative.
+    """
+    probe = copy.deepcopy(net).train()
+    norms = [m for m in probe.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    counts = {}  # values per feature each norm averages over (its variance's n)
+    hooks = [m.register_forward_pre_hook(lambda m, inputs: counts.__setitem__(m, inputs[0].numel() // m.num_features))
+             for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = 1.0  # the running statistics become this batch's
+    with torch.no_grad():
+        probe(x)
+    for m in norms:
+        m.running_var.mul_((counts[m] - 1) / counts[m])  # stored unbiased; training mode divides by n
+    for hook in hooks:
+        hook.remove()
+    return probe.eval()
+
+
 def line_gradients(net: nn.Module, a: torch.Tensor, b: torch.Tensor, points: int = 256,
                    projection: torch.Tensor | None = None) -> torch.Tensor:
     """g(t) = d/dt (projection . net(a + t (b - a))) at ``points`` evenly spaced t, shape (points,).
 
-    The points go through the net as one batch, so batch-norm layers in training mode normalise
-    with the statistics of the line itself.
+    Batch norms normalise with the statistics of the line's points, held fixed (``normalised_by``).
     """
     t = torch.linspace(0, 1, points, device=a.device).view(-1, *([1] * a.dim()))
-    x = (a + t * (b - a)).detach().requires_grad_(True)
+    x = (a + t * (b - a)).detach()
+    net = normalised_by(net, x)
+    x.requires_grad_(True)
     out = net(x)
     projection = torch.ones(out.shape[-1], device=out.device) if projection is None else projection
     (grad,) = torch.autograd.grad((out @ projection).sum(), x)
@@ -71,8 +100,8 @@ def shattered_gradients(net: nn.Module, x: torch.Tensor, lines: int = 8, points:
     the outputs: lines joining consecutive examples of ``x`` (``span="examples"``), or each time
     the line from x's elementwise minimum to its maximum (``span="range"``).
 
-    Measures a copy of ``net`` in training mode (batch norm uses the line's statistics, as during
-    training), so the network itself, its running statistics and the random stream are untouched.
+    Measures copies of ``net`` (batch norm uses each line's statistics, as in training mode), so
+    the network itself, its running statistics and the random stream are untouched.
     Returns ``autocorr`` (lags 0..max_lag), ``lag1`` and the first line's ``gradient`` trace.
     """
     if span not in SPANS:

@@ -28,13 +28,17 @@ def job_values(job: Path) -> dict:
             "shattered_gradient": shattered["gradient"]}
 
 
+def _layers(depth: int) -> str:
+    return f"{depth:g} hidden layer{'s' if depth > 1 else ''}"
+
+
 def _traces(ax: Axes, table: pd.DataFrame, depth: int) -> None:
     """One gradient trace per architecture at ``depth`` (its first seed), scaled to a maximum of 1."""
     for variant, part in table[table["depth"] == depth].groupby("variant"):
         trace = np.asarray(part.sort_values("seed")["shattered_gradient"].iloc[0], dtype=float)
         ax.plot(np.linspace(0, 1, len(trace)), trace / (np.abs(trace).max() or 1), lw=0.8, label=variant)
     ax.set(xlabel="position along the input (0: start, 1: end)", ylabel="d y / d x (over its largest |value|)",
-           title=f"gradient at init, {depth} hidden layer{'s' if depth > 1 else ''}")
+           title=f"gradient at init, {_layers(depth)}" + (" (residual = plain)" if depth == 1 else ""))
     ax.legend(fontsize="small")
 
 
@@ -63,7 +67,7 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
                 for depth, runs in part.groupby("depth")}  # over the seeds
         max_lag = len(mean[deep]) - 1
         for depth, style in ((shallow, "--"), (deep, "-")):
-            axes[2].plot(mean[depth], style, color=color, label=f"{variant}, {depth} layers")
+            axes[2].plot(mean[depth], style, color=color, label=f"{variant}, {_layers(depth)}")
         depths = sorted(mean)
         axes[3].plot(depths, [mean[d][1] for d in depths], "o-", color=color, label=variant)
         lags = [decay_lag(mean[d]) for d in depths]
@@ -78,7 +82,8 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
                 title="autocorrelation of d y / d x, mean of seeds")
     axes[2].legend(fontsize="x-small")
     axes[3].set(ylabel="autocorrelation at lag 1", title="lag-1 autocorrelation vs depth")
-    axes[4].set(yscale="log", ylabel="lag (grid points)", title="first lag below 1/e (none: above it to the end)")
+    axes[4].set(yscale="log", ylabel="lag (grid points)", title="first lag below 1/e (no point: never)")
+    axes[4].set_yticks([lag for lag in (1, 2, 5, 10, 20, 50, 100) if lag <= max_lag])
     axes[4].yaxis.set_major_formatter(FormatStrFormatter("%g"))
     for ax in axes[3:]:
         ax.set(xscale="log", xlabel="hidden layers")
