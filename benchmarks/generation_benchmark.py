@@ -1,7 +1,7 @@
 """Text generation on a CPU: our GPT with and without its key-value cache, against Hugging Face's
 GPT2LMHeadModel.generate (with its own cache) on the same weights, measured in the same run.
 
-    python benchmarks/generation_benchmark.py [--threads 2] [--repeat 3] [--rows 3] [--new 100]
+    python benchmarks/generation_benchmark.py [--only tiny|gpt2] [--threads 2] [--repeat 3] [--rows 3] [--new 100]
 
 Two GPT-2-family models with random weights (speed does not depend on the weights, and nothing is
 downloaded): a tiny one (2 layers, width 64, 256 positions, 1024 tokens) and one of GPT-2's own
@@ -33,6 +33,7 @@ from dlstudies.models.transformer import TransformerLanguageModel  # noqa: E402
 
 MODELS = {"tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64, "n_positions": 256, "vocab_size": 1024},
           "GPT-2 shape (124M)": {}}  # transformers' GPT2Config defaults are GPT-2's own sizes
+ONLY = {"tiny": "tiny", "gpt2": "GPT-2 shape (124M)"}  # --only's names for the rows
 
 
 def pair(sizes: dict) -> tuple[transformers.GPT2LMHeadModel, TransformerLanguageModel]:
@@ -55,6 +56,7 @@ def seconds(run: Callable[[], torch.Tensor]) -> float:
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(ONLY), help="one model's row (default: both)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rows", type=int, default=3)
@@ -66,6 +68,8 @@ def main() -> None:
     print("| model | parameters | float32 (4 bytes each) | bfloat16 (2 bytes each) | ours, cache | ours, no cache | transformers' generate | cache speed-up | ours / transformers |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, sizes in MODELS.items():
+        if args.only and name != ONLY[args.only]:
+            continue
         reference, net = pair(sizes)
         prompt = torch.randint(0, reference.config.vocab_size, (args.rows, 10), generator=torch.Generator().manual_seed(0))
         greedy = [generate(net, prompt, 30, temperature=0, use_cache=c) for c in (True, False)]
