@@ -1,12 +1,12 @@
 """The one attention module: parity with nn.MultiheadAttention (self, cross, padding, causal), the
-weights it returns, and padding that never changes real positions."""
+weights it returns, padding that never changes real positions, and the key-value cache."""
 
 import pytest
 import torch
 from torch import nn
 
 from dlstudies.models.attention import MultiHeadAttention
-from dlstudies.models.transformer import TransformerBlock
+from dlstudies.models.transformer import TransformerBlock, TransformerLanguageModel
 
 WIDTH, HEADS = 16, 4
 
@@ -114,3 +114,16 @@ def test_a_query_without_keys_gets_zeros_not_nan() -> None:
     assert (weights[0, :, :2] == 0).all() and torch.isfinite(out).all()
     torch.testing.assert_close(out[0, :2], ours.proj.bias.expand(2, WIDTH))
     torch.testing.assert_close(ours(x, key_padding_mask=left_pad), out, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("post_ln", [False, True], ids=["pre-LN", "post-LN"])
+def test_cached_steps_give_the_logits_of_the_whole_sequence(post_ln: bool) -> None:
+    torch.manual_seed(0)
+    net = TransformerLanguageModel(11, block_size=12, depth=2, heads=HEADS, width=WIDTH, post_ln=post_ln).eval()
+    idx = torch.randint(0, 11, (3, 12))
+    cache = net.new_cache()
+    chunks = [net(idx[:, :5], cache)] + [net(idx[:, t : t + 1], cache) for t in range(5, 12)]
+    assert len(cache) == 12
+    torch.testing.assert_close(torch.cat(chunks, 1), net(idx), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="sequence length 13 exceeds block_size=12"):
+        net(idx[:, :1], cache)

@@ -99,6 +99,15 @@ def test_depth_residual_order_norm_compose(tmp_path: Path, depth: int, residual:
     assert net.stem[0].weight.grad is not None
 
 
+def test_act_norm_order_puts_the_norm_after_the_activation_in_every_layer() -> None:
+    net = MLPClassifier([40], 4, depth=3, width=16, residual=True, order="act_norm", norm=nn.BatchNorm1d)
+    for layers in (net.stem, *(block.branch for block in net.blocks)):
+        assert [type(m) for m in layers] == [nn.Linear, nn.ReLU, nn.BatchNorm1d, nn.Dropout]
+    assert [type(m) for m in net.head] == [nn.Linear]
+    h = net.stem(torch.randn(64, 40))  # normalised after the ReLU: each unit's mean 0 over the batch
+    assert torch.allclose(h.mean(0), torch.zeros(16), atol=1e-5)
+
+
 def test_every_activation_option_reaches_every_hidden_layer(tmp_path: Path) -> None:
     for option in group_options("activation"):
         module = _module([f"activation={option}", "model.net.depth=3", "model.net.width=16"], tmp_path)

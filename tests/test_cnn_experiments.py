@@ -1,5 +1,5 @@
-"""Smoke runs of the convnet, recurrent and logistic-regression experiments, and the two studies
-(mnist1d_baselines, depth_vs_performance_cnn) with their reports."""
+"""Smoke runs of the convnet, recurrent and logistic-regression experiments, and the studies
+(mnist1d_baselines, depth_vs_performance_cnn, loss_landscape) with their reports."""
 
 from pathlib import Path
 
@@ -79,6 +79,7 @@ def test_depth_cnn_report_shows_plain_nets_degrading_and_residual_ones_not(tmp_p
 @pytest.mark.parametrize(("study", "jobs", "extra"), [
     ("depth_vs_performance_cnn", 4, ["data.path={idx}"]),
     pytest.param("mnist1d_baselines", 4, ["paths.data_dir={tmp}"], marks=pytest.mark.slow),
+    pytest.param("loss_landscape", 2, ["data.path={idx}"], marks=pytest.mark.slow),
 ])
 def test_smoke_study_then_report(study: str, jobs: int, extra: list[str], tmp_path: Path, idx_dir: Path) -> None:
     args = [a.format(idx=idx_dir, tmp=tmp_path) for a in extra]
@@ -92,3 +93,5 @@ def test_smoke_study_then_report(study: str, jobs: int, extra: list[str], tmp_pa
     assert outputs["png"].stat().st_size > 10_000
     if study == "depth_vs_performance_cnn":  # the curves come from each job's csv/metrics.csv
         assert all(len(eval(curve)) >= 2 for curve in table["curve_train_err"])
+    if study == "loss_landscape":  # a 5 x 5 surface per net, around the convnets' minima
+        assert all(len(eval(surface)) == 5 for surface in table["landscape_loss"])

@@ -19,6 +19,7 @@ from dlstudies.tasks.classifier import Classifier
 from dlstudies.tasks.diffusion import Diffusion
 from dlstudies.tasks.language_model import LanguageModel
 from dlstudies.tasks.seq2seq import Seq2Seq
+from dlstudies.tasks.vae import VAE
 
 # Groups whose options build objects of their own here; optimizer, scheduler, norm, activation,
 # init and regularizer options have the tests further down.
@@ -49,6 +50,11 @@ def check_model(cfg: DictConfig) -> None:
         module = instantiate(cfg.model, net={"in_shape": shape, "num_classes": 4}, class_names=list("abcd"))
         z = torch.zeros(2, *shape)
         assert isinstance(module, Diffusion) and module.net(z, torch.ones(2, dtype=torch.long)).shape == z.shape
+    elif cfg.model._target_.endswith("VAE"):  # images in [0, 1]: 0/1 pixels for a Bernoulli likelihood
+        pixels = {"binary": cfg.model.likelihood == "bernoulli", "mean": 0.0, "std": 1.0}
+        module = instantiate(cfg.model, net={"in_shape": [28, 28], "num_classes": 10}, class_names=list(VOCAB[1:]),
+                             pixels=pixels)
+        assert isinstance(module, VAE) and module.sample(3, seed=0).shape == (3, 1, 28, 28)
     else:
         module = instantiate(cfg.model, net={"in_shape": [40], "num_classes": 4}, class_names=list("abcd"))
         assert isinstance(module, Classifier) and module(torch.zeros(2, 40)).shape[-2:] == (2, 4)
@@ -172,3 +178,10 @@ def test_config_is_the_floor() -> None:
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dlstudies"):
                 assert node.module == "dlstudies" or node.module.startswith("dlstudies.config."), \
                     f"{path.name} imports {node.module}"
+
+
+def test_an_error_line_keeps_brackets_rich_would_read_as_markup(capsys) -> None:
+    from dlstudies.config.errors import print_error
+
+    print_error("trainer.devices=[0,1] is not allowed; [bold] stays text")
+    assert capsys.readouterr().err == "error: trainer.devices=[0,1] is not allowed; [bold] stays text\n"

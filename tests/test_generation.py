@@ -72,7 +72,7 @@ def test_points_are_drawn_as_a_scatter_or_a_density_histogram() -> None:
 
 
 def _trainer(**kwargs) -> SimpleNamespace:
-    return SimpleNamespace(callbacks=[], loggers=[], is_global_zero=True, **kwargs)
+    return SimpleNamespace(callbacks=[], loggers=[], is_global_zero=True, datamodule=None, **kwargs)
 
 
 def test_the_callback_draws_images_and_points_into_the_run_folder(tmp_path: Path) -> None:

@@ -65,8 +65,12 @@ def test_mnist_datamodule_reads_local_idx_files(tmp_path: Path) -> None:
     data.setup("fit")
     assert [len(data.splits[s][0]) for s in ("train", "val", "test")] == [50, 10, 20]
     assert data.splits["train"][0].mean().abs() < 1e-4  # standardised with training statistics
-    assert data.model_kwargs() == {"net": {"in_shape": [28, 28], "num_classes": 10},
-                                   "class_names": data.class_names}
+    kwargs = data.model_kwargs()
+    assert kwargs["net"] == {"in_shape": [28, 28], "num_classes": 10} and kwargs["class_names"] == data.class_names
+    pixels = kwargs["pixels"]  # how a generative model maps its [0, 1] images to these inputs and back
+    assert not pixels["binary"] and data.splits["train"][0].std() == pytest.approx(1, abs=1e-3)
+    assert (pixels["mean"], pixels["std"]) == pytest.approx(
+        (data.grey["train"].float().mean().item() / 255, data.grey["train"].float().std().item() / 255), rel=1e-3)
     assert data.class_names[0] == "T-shirt/top"
     x, y = next(iter(data.train_dataloader()))
     assert x.shape == (8, 28, 28) and y.dtype == torch.long

@@ -4,6 +4,7 @@ the shattered-gradients measurement, one real multirun + report through the comm
 (slow) every study's smoke sweep end to end."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,14 +21,14 @@ from dlstudies.config.argv import check_choices
 from dlstudies.config.errors import ConfigError
 from dlstudies.models import init
 from dlstudies.models.mlp_classifier import MLPClassifier
-from dlstudies.report import main, report
-from dlstudies.studies.shattered_gradients import job_values
+from dlstudies.report import main, report, title
+from dlstudies.studies.shattered_gradients import decay_lag, job_values
 from dlstudies.summary import write_summary
 from dlstudies.train import train
 
-# study -> jobs at smoke scale
+# sweep -> jobs at smoke scale (loss_landscape, on Fashion-MNIST: tests/test_cnn_experiments.py)
 STUDIES = {"depth_vs_performance": 8, "batch_size": 2, "l2": 2, "activation": 2, "init": 2,
-           "shattered_gradients": 8, "loss_landscape": 2, "norm_vs_batch_size": 6}
+           "shattered_gradients": 8, "loss_landscape_mlp": 2, "norm_vs_batch_size": 6}
 
 
 @pytest.fixture(scope="module")
@@ -139,16 +140,34 @@ def test_loss_landscape_study_numbers_the_rougher_surface(tmp_path: Path) -> Non
     bowl = [[a * a + b * b for b in coords] for a in coords]  # convex everywhere
     rough = [[v + 2.0 * ((i + j) % 2) for j, v in enumerate(row)] for i, row in enumerate(bowl)]
     jobs = [job({"model.net.residual": residual, "norm": "batchnorm", "seed": 0}, test_err=0.2,
-                config={"model.net.depth": 32},
+                config={"model.net.depth": 55, "model.net._target_": "dlstudies.models.cnn.CNN"},
                 files={"loss_landscape.json": {"coords": coords, "loss": surface}})
             for residual, surface in ((False, rough), (True, bowl))]
-    # within radius 1: the bowl's highest point is an axis end (1); the rough one's a neighbour of
-    # the centre (0.25 + 2); its odd points are maxima along both axes: 5 of 9 interior points convex
+    # within radius 0.5 of the centre: the bowl rises to 0.25 at the axis points, the rough surface
+    # to 0.25 + 2 (they are odd points); those are maxima along both axes: 5 of 9 interior points
+    # convex. A convnet's layers are its 55 convolutions and the head.
     assert trends(tmp_path, "loss_landscape", jobs) == [
-        "plain + batchnorm: training loss 0.000 at the minimum, up to 2.25 within radius 1; locally convex at 56% "
-        "of the grid",
-        "residual + batchnorm: training loss 0.000 at the minimum, up to 1 within radius 1; locally convex at 100% "
-        "of the grid"]
+        "plain + batchnorm, 56 layers: training loss 0.000 at the minimum; within radius 0.5 from 0 to 2.25; "
+        "locally convex at 56% of the grid",
+        "residual + batchnorm, 56 layers: training loss 0.000 at the minimum; within radius 0.5 from 0 to 0.25; "
+        "locally convex at 100% of the grid"]
+
+
+def test_a_figure_redraws_from_its_table_under_a_title_naming_study_sweep_and_scale(tmp_path: Path) -> None:
+    jobs = [job({"model.net.depth": depth, "model.net.residual": False, "norm": "none", "seed": 0},
+                test_err=0.2, train_loss=loss, config={"study.scale": "default"})
+            for depth, loss in ((8, 0.2), (32, 0.5))]
+    sweep = make_sweep(tmp_path / "sweeps" / "+sweep=depth_vs_performance_data.path=_home_me_data", "depth_vs_performance", jobs)
+    for run in sweep.iterdir():  # the job's choices name its sweep, as a real run's do
+        write_summary(run, {**json.loads((run / "summary.json").read_text()), "choices": {"sweep": "depth_vs_performance"}})
+    first = report(sweep, use_wandb=False)
+    table, trends_text = tmp_path / "depth_vs_performance.csv", first["txt"].read_text()
+    table.write_bytes(first["csv"].read_bytes())
+    shutil.rmtree(tmp_path / "sweeps")  # the jobs' folders are gone; the table is enough
+    second = report(table, use_wandb=False)
+    assert second["txt"].read_text() == trends_text and second["png"].stat().st_size > 10_000
+    assert title("depth_vs_performance", pd.read_csv(table)) == (
+        "depth_vs_performance study: +sweep=depth_vs_performance, scale default, 2 jobs")
 
 
 def test_norm_vs_batch_size_study_gives_error_and_mode_gap_at_both_ends(tmp_path: Path) -> None:
@@ -165,14 +184,22 @@ def test_norm_vs_batch_size_study_gives_error_and_mode_gap_at_both_ends(tmp_path
 
 
 def test_shattered_study_reads_each_jobs_autocorrelation(tmp_path: Path) -> None:
-    lag1 = {(False, 2): 0.92, (False, 56): -0.03, (True, 2): 0.99, (True, 56): 0.98}
-    jobs = [job({"model.net.depth": depth, "model.net.residual": residual, "norm": "batchnorm"}, test_err=0.9,
-                diagnostics={"shattered": {"lag1": value, "autocorr": [1.0, value, value / 2],
-                                           "gradient": [0.0, 1.0, -2.0]}})
-            for (residual, depth), value in lag1.items()]
+    lag1 = {(False, 2): 0.92, (False, 56): -0.03, (True, 2): 0.99, (True, 56): 0.5}
+    jobs = [job({"model.net.depth": depth, "model.net.residual": residual, "norm": "batchnorm", "seed": seed},
+                test_err=0.9, diagnostics={"shattered": {"lag1": value + shift, "autocorr": [1.0, value + shift,
+                                                                                              (value + shift) / 2],
+                                                         "gradient": [0.0, 1.0, -2.0]}})
+            for (residual, depth), value in lag1.items() for seed, shift in ((0, 0.01), (1, -0.01))]
+    # the seeds' mean; 1/e = 0.37: 0.46 and 0.495 stay above it to lag 2, 0.25 falls below at lag 2
     assert trends(tmp_path, "shattered_gradients", jobs) == [
-        "plain + batchnorm: lag-1 autocorrelation 0.920 at depth 2 -> -0.030 at depth 56",
-        "residual + batchnorm: lag-1 autocorrelation 0.990 at depth 2 -> 0.980 at depth 56"]
+        "plain + batchnorm (2 seeds): lag-1 autocorrelation 0.920 at depth 2 -> -0.030 at depth 56; below 1/e "
+        "from lag > 2 -> 1",
+        "residual + batchnorm (2 seeds): lag-1 autocorrelation 0.990 at depth 2 -> 0.500 at depth 56; below 1/e "
+        "from lag > 2 -> 2"]
+
+
+def test_decay_lag_is_the_first_lag_below_one_over_e() -> None:
+    assert decay_lag([1.0, 0.5, 0.3, 0.5]) == 2 and decay_lag([1.0, 0.9]) == float("inf")
 
 
 TOY_STUDY = '''
@@ -243,7 +270,7 @@ def test_report_of_a_missing_folder_exits_2_in_one_line(tmp_path: Path, monkeypa
     with pytest.raises(SystemExit) as exit_:
         main()
     assert exit_.value.code == 2
-    error = f"error: {tmp_path / 'nowhere'} is not a folder; give the folder of a multirun\n"
+    error = f"error: {tmp_path / 'nowhere'} is not a folder; give the folder of a multirun (or a report's .csv)\n"
     assert capsys.readouterr().err == error
 
 
@@ -280,7 +307,7 @@ def _sweep(study: str, tmp_path: Path, data_dir: Path, *extra: str) -> Path:
     result = run_command(["-m", f"+sweep={study}", "study.scale=smoke", "logger=none",
                           "hydra.launcher.n_jobs=1", f"paths.data_dir={data_dir}", *extra], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    (sweep,) = (tmp_path / study / "multiruns").iterdir()
+    (sweep,) = tmp_path.glob("*/multiruns/*")  # outputs/<study.name>/multiruns/<the sweep's folder>
     return sweep
 
 
@@ -303,4 +330,5 @@ def test_smoke_study_then_report(study: str, tmp_path: Path, data_dir: Path) -> 
     assert len(table) == STUDIES[study] == len(list(sweep.glob("*/summary.json")))
     assert set(table["status"]) == {"completed"}
     assert outputs["png"].is_file() and outputs["png"].stat().st_size > 10_000
-    assert outputs["txt"].read_text().startswith(f"{study}: {STUDIES[study]} jobs")
+    assert outputs["txt"].read_text().startswith(f"{table['study'][0]}: {STUDIES[study]} jobs")
+    assert table["sweep"][0] == study and table["scale"][0] == "smoke"

@@ -12,6 +12,7 @@ from conftest import TINY, make_cfg, run_command
 from dlstudies.checkpoint import load_module
 from dlstudies.config.errors import ConfigError
 from dlstudies.report import report
+from dlstudies.sample import sample
 from dlstudies.translate import translate
 from dlstudies.train import train
 from test_studies import job, trends
@@ -75,6 +76,9 @@ def test_translate_bad_input_fails_in_one_line(checkpoint: Path, tmp_path: Path,
         translate(module, "one", beam_size=0)
     with pytest.raises(ConfigError, match=r"^text='one zorglub' has token\(s\) \['zorglub'\] outside the source"):
         translate(module, "one zorglub")
+    with pytest.raises(ConfigError, match=r"holds a translation model; translate text with: python -m dlstudies.translate "
+                       r"ckpt_path=\S+ text="):
+        sample(str(checkpoint), n=3)  # what python -m dlstudies.sample ckpt_path=<translation model> prints
     train(make_cfg([*TINY, f"data.path={names_file}", "trainer.max_steps=2", "test=false"], tmp_path))
     lm = tmp_path / "run" / "checkpoints" / "last.ckpt"
     result = run_command([f"ckpt_path={lm}", "text=one"], tmp_path, module="dlstudies.translate")

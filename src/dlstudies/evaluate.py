@@ -11,7 +11,7 @@ from rich.console import Console
 
 from dlstudies import CONF_DIR
 from dlstudies.checkpoint import load_module
-from dlstudies.config.errors import ConfigError
+from dlstudies.config.errors import ConfigError, print_error
 from dlstudies.config.resolvers import register_resolvers
 
 
@@ -39,7 +39,7 @@ def _main(cfg: DictConfig) -> None:
     try:
         metrics = evaluate(cfg.ckpt_path, cfg.split, cfg.accelerator)
     except ConfigError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        print_error(error)
         sys.exit(2)
     Console().print("  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 

@@ -8,11 +8,18 @@ ran) and ``diagnostics.json`` (per-layer stds), and writes into the sweep folder
 its module ``dlstudies.studies.<study.name>`` adds its columns and draws (see
 ``dlstudies.studies``); a sweep without one gets the table only. When the jobs logged to W&B,
 the figure and table are logged to a W&B run of the sweep's group as well.
+
+``python -m dlstudies.report <study>.csv`` redraws the figure and trends from a table a report
+wrote before (docs/figures/*.csv), beside it, when only the drawing changed: the jobs' folders
+are no longer needed.
 """
 
 import argparse
+import ast
 import importlib
 import importlib.util
+import json
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -76,7 +83,10 @@ def job_row(job: Path, study: ModuleType | None) -> dict:
     task declares (``STUDY_METRICS``), diagnostics and what the study reads from the job's folder."""
     cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
     summary = read_summary(job) or {"status": "missing", "metrics": {}}
-    row = {"job": job.name, "status": summary["status"], "seed": cfg.get("seed")}
+    row = {"job": job.name, "status": summary["status"], "seed": cfg.get("seed"),
+           "study": OmegaConf.select(cfg, "study.name", default=None),
+           "sweep": (summary.get("choices") or {}).get("sweep"),
+           "scale": OmegaConf.select(cfg, "study.scale", default=None)}
     for override in OmegaConf.load(job / ".hydra" / "overrides.yaml"):
         key, _, value = str(override).lstrip("+~").partition("=")
         row[f"override:{key}"] = _value(value)
@@ -115,37 +125,77 @@ def _log_to_wandb(sweep: Path, study: str, table: pd.DataFrame, png: Path) -> No
         return
     import wandb
 
+    mode = "offline" if wandb_offline() else None  # None: W&B's own choice, WANDB_MODE when it is set
     run = wandb.init(project=settings.get("project", "dlstudies"), group=sweep.name, job_type="report",
-                     name=f"{study}-report", dir=str(sweep), mode="offline" if wandb_offline() else "online")
+                     name=f"{study}-report", dir=str(sweep), mode=mode)
     plain = table.drop(columns=[c for c in table if table[c].map(lambda v: isinstance(v, list)).any()])
     run.log({f"{study}/figure": wandb.Image(str(png)), f"{study}/table": wandb.Table(dataframe=plain)})
     run.finish()
 
 
+def title(study: str, table: pd.DataFrame) -> str:
+    """The figure's title: the study, the sweep that ran it and its scale, never a folder's name."""
+    first = table.iloc[0]
+    sweep = first.get("sweep") if isinstance(first.get("sweep"), str) else study
+    scale = f", scale {first['scale']}" if isinstance(first.get("scale"), str) else ""
+    return f"{study} study: +sweep={sweep}{scale}, {len(table)} jobs"
+
+
+def draw_and_write(table: pd.DataFrame, name: str, study: ModuleType | None, folder: Path,
+                   stem: str) -> dict[str, Path]:
+    """The study's figure ``<stem>.png`` (when it has a module and finished jobs) and trend lines
+    ``<stem>.txt`` from the table, in ``folder``."""
+    counts = table["status"].value_counts().to_dict()
+    lines = [f"{name}: {len(table)} jobs " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    finished = table[table["status"].isin(["completed", "diverged"])]
+    outputs = {}
+    if study and len(finished):
+        fig = Figure(figsize=(11, 4.2), layout="constrained")  # the study may resize it
+        lines += study.draw(finished, fig)
+        fig.suptitle(title(name, table))
+        outputs["png"] = folder / f"{stem}.png"
+        fig.savefig(outputs["png"], dpi=120)
+    outputs["txt"] = folder / f"{stem}.txt"
+    outputs["txt"].write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return outputs
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A table a report wrote, its list cells (curves, surfaces) parsed back into lists."""
+    def parse(value):
+        if not (isinstance(value, str) and value.startswith("[")):
+            return value
+        try:  # numbers, as Python writes them (nan, inf: JSON's NaN, Infinity)
+            return json.loads(re.sub(r"\b(nan|inf)\b", lambda m: {"nan": "NaN", "inf": "Infinity"}[m[1]], value))
+        except json.JSONDecodeError:  # strings
+            return ast.literal_eval(value)
+
+    return pd.read_csv(path).map(parse)
+
+
 def report(sweep: str | Path, use_wandb: bool = True) -> dict[str, Path]:
-    """Write the sweep's table, figure and trends; return their paths by kind."""
+    """Write the sweep's table, figure and trends; return their paths by kind. Given a table a
+    report wrote (``<study>.csv``), redraw the figure and trends beside it instead."""
     register_resolvers()
     sweep = Path(sweep).expanduser()
+    if sweep.suffix == ".csv" and sweep.is_file():
+        table = read_table(sweep)
+        name = table["study"].iloc[0]
+        study = study_module(name)
+        missing = [c for c in (study.COLUMNS if study else {}) if c not in table]  # added to the study since
+        outputs = draw_and_write(table.reindex(columns=[*table, *missing]), name, study, sweep.parent, sweep.stem)
+        print("wrote " + ", ".join(str(p) for p in outputs.values()))
+        return outputs
     if not sweep.is_dir():
-        raise FileNotFoundError(f"{sweep} is not a folder; give the folder of a multirun")
+        raise FileNotFoundError(f"{sweep} is not a folder; give the folder of a multirun (or a report's .csv)")
     name = study_name(sweep, job_dirs(sweep))
     study = study_module(name)
     table = collect(sweep, study)
     name = name or "sweep"
     outputs = {"csv": sweep / f"{name}.csv"}
     table.to_csv(outputs["csv"], index=False)
-    counts = table["status"].value_counts().to_dict()
-    lines = [f"{name}: {len(table)} jobs " + ", ".join(f"{n} {s}" for s, n in counts.items())]
-    finished = table[table["status"].isin(["completed", "diverged"])]
-    if study and len(finished):
-        fig = Figure(figsize=(11, 4.2), layout="constrained")  # the study may resize it
-        lines += study.draw(finished, fig)
-        fig.suptitle(f"{name} ({sweep.name})")
-        outputs["png"] = sweep / f"{name}.png"
-        fig.savefig(outputs["png"], dpi=120)
-    outputs["txt"] = sweep / f"{name}.txt"
-    outputs["txt"].write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    outputs |= draw_and_write(table, name, study, sweep, name)
     print("wrote " + ", ".join(str(p) for p in outputs.values()))
     if use_wandb and "png" in outputs:
         _log_to_wandb(sweep, name, table, outputs["png"])
@@ -154,7 +204,8 @@ def report(sweep: str | Path, use_wandb: bool = True) -> dict[str, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep", help="the multirun folder, e.g. outputs/batch_size/multiruns/+sweep=batch_size")
+    parser.add_argument("sweep", help="the multirun folder, e.g. outputs/batch_size/multiruns/+sweep=batch_size, "
+                                      "or a table a report wrote (docs/figures/batch_size.csv)")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the figure to W&B")
     args = parser.parse_args()
     try:

@@ -29,17 +29,17 @@ from dlstudies.callbacks.metadata import CheckpointMetadata
 from dlstudies.callbacks.samples import Samples
 from dlstudies.checkpoint import AtomicCheckpointIO, check_resumable, read_checkpoint
 from dlstudies.config.argv import check_choices
-from dlstudies.config.errors import ConfigError, one_line
+from dlstudies.config.errors import ConfigError, one_line, print_error
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.config.validation import validate
 from dlstudies.generation.figures import sample_title
+from dlstudies.hub import use_pretrained
 from dlstudies.launch import forget_ddp_job, place_job, resume_point, run_ddp_ranks_from_job_config
 from dlstudies.loggers import build_loggers, finish, log_config, watch_best
 from dlstudies.prerequisites import on_this_device, trained_first
 from dlstudies.summary import COMMAND, RunRecord, best_checkpoint, command_line, read_summary, write_failure
 
 console = Console()
-errors = Console(stderr=True)
 register_resolvers()  # on import: launcher workers import this module before resolving hydra.sweep.dir
 
 
@@ -128,6 +128,7 @@ def train(cfg: DictConfig, gpus: list[str] | None = None) -> dict:
 
     # Build: data and model (given the checkpoints of the runs it needs trained first), then the
     # callbacks, loggers and Trainer around them.
+    use_pretrained(cfg)  # a Hugging Face checkpoint's sizes and tokenizer, recorded as the run's own
     config = OmegaConf.to_container(cfg, resolve=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     recipes = trained_first(cfg)
@@ -185,11 +186,10 @@ def run_job(cfg: DictConfig) -> float | None:
         with place_job(cfg) as gpus:  # threads and GPUs for this job, released however it ends
             record = train(cfg, gpus)
     except ConfigError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        print_error(error)
         sys.exit(2)
     except OSError as error:  # a full disk, a lost mount: one line; a sweep moves on to its next job
-        errors.print(f"[red]failed:[/red] {escape(write_failure(error, cfg.paths.output_dir))}",
-                     highlight=False, soft_wrap=True)
+        print_error(write_failure(error, cfg.paths.output_dir), "failed:")
         if HydraConfig.get().mode == RunMode.RUN:
             sys.exit(1)
         return float("nan")
@@ -197,11 +197,10 @@ def run_job(cfg: DictConfig) -> float | None:
         summary = read_summary(cfg.paths.output_dir)
         if summary is None or summary["status"] != "interrupted":
             raise
-        errors.print(f"[yellow]interrupted[/yellow] at step {summary['steps']}; resume with: "
-                     f"{resume_command(summary)}", highlight=False, soft_wrap=True)
+        print_error(f"at step {summary['steps']}; resume with: {resume_command(summary)}", "interrupted", "yellow")
         sys.exit(143 if isinstance(stop, SIGTERMException) else 130)  # 128 + the signal, as shells do
     if record["status"] == "diverged":
-        console.print(f"[red]diverged:[/red] {record['diverged']}", highlight=False, soft_wrap=True)
+        console.print(f"[red]diverged:[/red] {escape(record['diverged'])}", highlight=False, soft_wrap=True)
         if HydraConfig.get().mode == RunMode.RUN:
             sys.exit(1)  # a lone run fails loudly; inside a multirun the sweep carries on
         return float("nan")
@@ -219,7 +218,7 @@ def main() -> None:
     try:
         check_choices(sys.argv[1:])
     except ConfigError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        print_error(error)
         sys.exit(2)
     _hydra_main()
 

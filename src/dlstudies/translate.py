@@ -5,11 +5,10 @@ import sys
 
 import hydra
 from omegaconf import DictConfig
-from rich.console import Console
 
 from dlstudies import CONF_DIR
 from dlstudies.checkpoint import load_module
-from dlstudies.config.errors import ConfigError
+from dlstudies.config.errors import ConfigError, print_error
 from dlstudies.config.resolvers import register_resolvers
 from dlstudies.tasks.seq2seq import Seq2Seq
 
@@ -38,7 +37,7 @@ def main(cfg: DictConfig) -> None:
                               "translate needs a translation model (model=seq2seq_rnn or encoder_decoder)")
         print(translate(module, str(cfg.text), cfg.beam_size, cfg.plot))
     except ConfigError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        print_error(error)
         sys.exit(2)
 
 

@@ -17,7 +17,8 @@ class Samples(L.Callback):
     diverged, and keeps what it returned: ``texts`` (a list of strings, also logged as a
     ``samples`` table), or ``figure``, the path of ``samples.png`` in ``folder`` drawn from an
     image or point tensor (see ``dlstudies.generation.figures``) and titled ``title``, also
-    logged as a ``samples`` image.
+    logged as a ``samples`` image. Points are drawn over as many true points when the data
+    knows its distribution (``reference``, the toy data).
 
     Those weights are the best checkpoint's once the test has loaded them (``after_test``), else
     the weights at the end of fitting. Tasks without ``sample`` (classifiers) and ``n=0`` sample
@@ -47,5 +48,7 @@ class Samples(L.Callback):
             self.texts = samples
             log_table(trainer.loggers, "samples", ["sample"], [[text] for text in samples])
         elif trainer.is_global_zero:  # every rank samples alike; one writes
-            self.figure = save_samples(samples, self.folder / FIGURE, self.title)
+            reference = getattr(trainer.datamodule, "reference", None)  # toy data: true points beneath
+            truth = reference(len(samples), self.seed) if reference and kind(samples) == "points" else None
+            self.figure = save_samples(samples, self.folder / FIGURE, self.title, truth)
             log_image(trainer.loggers, "samples", self.figure)

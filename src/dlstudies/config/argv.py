@@ -19,6 +19,16 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
 
 
+def option_target(group: str, option: str) -> str | None:
+    """The ``_target_`` that a group option instantiates: its own, else that of the last option of
+    the same group in its defaults list that has one (``fashion_mnist`` extends ``mnist``)."""
+    cfg = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
+    if "_target_" in cfg:
+        return cfg._target_
+    parents = [p for p in cfg.get("defaults", []) if isinstance(p, str) and p != "_self_"]
+    return next(filter(None, (option_target(group, p) for p in reversed(parents))), None)
+
+
 def sweep_scales(sweep: str) -> list[str]:
     """The scales a study defines: the keys of ``study.sizes`` in ``sweeps/<sweep>.yaml``."""
     return sorted(OmegaConf.load(CONF_DIR / "sweep" / f"{sweep}.yaml").study.sizes)

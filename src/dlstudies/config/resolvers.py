@@ -72,12 +72,19 @@ def cpu_precision() -> str:
     return "bf16-mixed" if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported() else "32-true"
 
 
+def override(key: str, value: object) -> str:
+    """The command-line override that sets ``key`` to ``value`` (None as ``null``): how a config
+    hands one of its values to a run it starts (``trained_first.<experiment>``)."""
+    return f"{key}={'null' if value is None else value}"
+
+
 def register_resolvers() -> None:
     """Make ``${dls.*:}`` interpolations available to every config (idempotent)."""
     for name, fn in {"dls.root": lambda: str(ROOT), "dls.wandb_offline": wandb_offline,
                      "dls.job_name": job_name, "dls.sweep_group": sweep_group,
                      "dls.ratio": lambda a, b: max(1, round(float(a) / float(b))),
                      "dls.sweep_name": sweep_name, "dls.job_dirname": job_dirname,
-                     "dls.sweep_jobs": sweep_jobs, "dls.cpu_precision": cpu_precision, "dls.help": help_text}.items():
+                     "dls.sweep_jobs": sweep_jobs, "dls.cpu_precision": cpu_precision, "dls.help": help_text,
+                     "dls.override": override}.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -35,7 +35,13 @@ class TensorDataModule(L.LightningDataModule):
     Subclasses fill ``splits`` in ``setup``. Training batches hold ``batch_size`` examples in a
     seeded random order; evaluation batches ``eval_batch_size`` in order (bigger, since no
     gradients are kept; results do not depend on it). A split that is absent gives no batches.
+
+    ``kind`` says what one item is, in the words a task's ``reads`` uses ("text", "labelled
+    arrays", "labelled text", "tagged text", "text pairs"): a model given data it cannot read
+    stops before anything is built (config/validation.py).
     """
+
+    kind: str
 
     def __init__(self, batch_size: int, eval_batch_size: int | None = None, seed: int = 0) -> None:
         super().__init__()

@@ -8,7 +8,7 @@ from dlstudies.config.errors import ConfigError
 from dlstudies.data.base import split_by_fractions
 from dlstudies.data.download import CORPORA, fetch
 from dlstudies.data.names import load_names
-from dlstudies.data.tokens import IGNORE, TokenDataModule
+from dlstudies.data.tokens import IGNORE, TokenDataModule, item_rows
 
 BOUNDARY = "\n"  # starts and ends every line item, like makemore's '.'
 UNKNOWN = "\ufffd"  # stands for characters of val/test that the training split never shows
@@ -42,13 +42,7 @@ def _not_text(path: str | Path, problem: str) -> ConfigError:
 def encode_lines(lines: list[str], stoi: dict[str, int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows x = [BOUNDARY] + chars, y = chars + [BOUNDARY], padded to ``length`` (y with IGNORE)."""
     unk = stoi.get(UNKNOWN, 0)
-    x = torch.zeros(len(lines), length, dtype=torch.long)
-    y = torch.full((len(lines), length), IGNORE, dtype=torch.long)
-    for row, line in enumerate(lines):
-        ids = [stoi.get(ch, unk) for ch in line[: length - 1]] + [stoi[BOUNDARY]]
-        x[row, 1 : len(ids)] = torch.tensor(ids[:-1], dtype=torch.long)
-        y[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-    return x, y
+    return item_rows([[stoi.get(ch, unk) for ch in line] for line in lines], stoi[BOUNDARY], length)
 
 
 class CharDataModule(TokenDataModule):
@@ -58,17 +52,19 @@ class CharDataModule(TokenDataModule):
     the padding. ``mode="stream"``: the text is one sequence; training takes random windows of
     ``block_size`` characters, evaluation non-overlapping blocks. Splits: lines are shuffled then
     cut; a stream is cut in order (train, then validation, then test), as nanoGPT does.
+    ``tokenizer`` (``bpe`` or a tokenizer.json) makes the tokens byte-level BPE instead of
+    characters, cached in ``data_dir``/bpe.
     """
 
     def __init__(self, path: str | None = None, builtin: str | None = None, mode: str = "lines",
                  block_size: int = 16, batch_size: int = 32, eval_batch_size: int | None = None,
                  val_fraction: float = 0.1,
                  test_fraction: float = 0.1, seed: int = 1337, num_names: int = 32032,
-                 data_dir: str = "data") -> None:
+                 data_dir: str = "data", tokenizer: str | None = None, vocab_size: int = 1024) -> None:
         if mode not in ("lines", "stream"):
             raise ConfigError(f"data.mode={mode!r} is not allowed; use lines or stream")
         super().__init__(block_size, batch_size, eval_batch_size, val_fraction, test_fraction, seed,
-                         stream=mode == "stream")
+                         stream=mode == "stream", tokenizer=tokenizer, vocab_size=vocab_size, cache_dir=data_dir)
         self.path, self.builtin, self.num_names = path, builtin, num_names
         self.data_dir = data_dir  # where downloadable corpora (``builtin: shakespeare``) are kept
 
@@ -103,12 +99,18 @@ class CharDataModule(TokenDataModule):
         parts = split_by_fractions(lines, self.val_fraction, self.test_fraction, seed=self.seed)
         if not parts["train"]:
             raise ConfigError(f"the corpus has {len(lines)} lines: too few for a training split")
+        if self.tokenizer:
+            self.setup_bpe(parts)
+            return
         stoi = self._build_vocab("".join(parts["train"]), "".join(parts["val"] + parts["test"]))
         length = min(self.block_size, max(len(line) for line in lines) + 1)
         self.splits = {name: encode_lines(part, stoi, length) for name, part in parts.items() if part}
 
     def _setup_stream(self, text: str) -> None:
         parts = split_by_fractions(text, self.val_fraction, self.test_fraction)
+        if self.tokenizer:
+            self.setup_bpe({name: [part] for name, part in parts.items()})  # one item: the split's text
+            return
         stoi = self._build_vocab(parts["train"], parts["val"] + parts["test"])
         unk = stoi.get(UNKNOWN, 0)
         self.set_streams({name: torch.tensor([stoi.get(ch, unk) for ch in part], dtype=torch.long)

@@ -21,17 +21,21 @@ class ClassificationDataModule(TensorDataModule):
     """Labelled examples held as tensors: ``splits[name] = (x, y)`` for train, val and test.
 
     Subclasses fill ``splits`` and ``class_names`` in ``load()``; inputs are standardised with the
-    training split's mean and std. Validation also evaluates (up to ``train_eval_size`` examples of)
-    the training split, so every run records its training loss on the whole set, not only the noisy
-    per-batch loss. ``augment`` transforms training batches on the device, all at once, after
+    training split's mean and std (kept in ``stats``) unless a subclass clears ``standardize``
+    (binary pixels). Validation also evaluates (up to ``train_eval_size`` examples of) the training
+    split, so every run records its training loss on the whole set, not only the noisy per-batch
+    loss. ``augment`` transforms training batches on the device, all at once, after
     transfer (``augment_batch``), so augmentation costs no per-sample Python work.
     """
+
+    kind = "labelled arrays"
 
     def __init__(self, batch_size: int = 128, seed: int = 0, augment: bool = False,
                  train_eval_size: int = 10000) -> None:
         super().__init__(batch_size, EVAL_BATCH, seed)
         self.augment, self.train_eval_size = augment, train_eval_size
         self.class_names: list[str] = []
+        self.standardize, self.stats = True, (0.0, 1.0)
 
     def load(self) -> None:
         """Fill ``self.splits`` (unnormalised float inputs, long labels) and ``self.class_names``."""
@@ -45,9 +49,11 @@ class ClassificationDataModule(TensorDataModule):
         if self.splits:
             return
         self.load()
-        x = self.splits["train"][0]
-        mean, std = x.mean(), x.std()
-        self.splits = {name: ((x - mean) / std, y) for name, (x, y) in self.splits.items()}
+        if self.standardize:
+            x = self.splits["train"][0]
+            mean, std = x.mean(), x.std()
+            self.splits = {name: ((x - mean) / std, y) for name, (x, y) in self.splits.items()}
+            self.stats = (float(mean), float(std))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -66,6 +72,8 @@ class ClassificationDataModule(TensorDataModule):
         return batch
 
     def val_dataloader(self) -> list[DataLoader]:
-        """Validation split first; then the training split, evaluated like the validation split."""
-        train = tuple(t[: self.train_eval_size] for t in self.splits["train"])
+        """Validation split first; then the training split, evaluated like the validation split
+        (``splits["train_eval"]`` where a subclass keeps a copy prepared as the validation split is)."""
+        train = self.splits.get("train_eval") or self.splits["train"]
+        train = tuple(t[: self.train_eval_size] for t in train)
         return [self._split_loader("val"), self.loader(train, self.eval_batch_size, shuffle=False)]

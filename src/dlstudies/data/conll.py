@@ -66,6 +66,8 @@ def encode(sentences: list[Sentence], stoi: dict[str, int], labels: dict[str, in
 class ConllDataModule(TensorDataModule):
     """``splits[s] = (x, y)``: token ids and per-token label ids, rows padded with ``IGNORE``."""
 
+    kind = "tagged text"
+
     def __init__(self, path: str, token_column: int = 0, label_column: int = -1, block_size: int = 128,
                  min_freq: int = 1, batch_size: int = 32, eval_batch_size: int = 256,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0) -> None:

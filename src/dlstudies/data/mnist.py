@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dlstudies.config.errors import ConfigError
 from dlstudies.data.classification import ClassificationDataModule, split_off
 from dlstudies.data.idx import read_idx, write_idx
 from dlstudies.files import write_bytes
@@ -30,6 +31,10 @@ CLASS_NAMES = {
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                       "Sneaker", "Bag", "Ankle boot"],
 }
+BINARIZE = ("none", "dynamic", "static")
+# Seeds of the fixed binarizations, one per split: every run (whatever its seed) sees the same 0/1
+# validation and test images, so the likelihoods of different runs compare.
+BINARIZE_SEEDS = {"train": 1, "train_eval": 2, "val": 3, "test": 4}
 
 
 def find_files(folder: Path) -> dict[str, Path] | None:
@@ -104,16 +109,26 @@ class MNISTDataModule(ClassificationDataModule):
     ``num_train`` optionally keeps only that many of the rest, for fast studies.
     ``augment`` shifts each training image by up to ``max_shift`` pixels (background fill) and,
     with ``flip``, mirrors half of them left-right (clothes are symmetric, digits are not).
+
+    ``binarize`` turns grey levels into 0/1 pixels drawn with probability = intensity, as the
+    likelihood results on MNIST use it: ``static`` draws every split once (a fixed data set);
+    ``dynamic`` draws every training batch afresh (Burda et al. 2016) and the validation and test
+    images once; fixed draws are seeded per split (``BINARIZE_SEEDS``), the same in every run.
+    Binary pixels stay 0/1; grey levels (``none``) are standardised.
     """
 
     def __init__(self, name: str = "mnist", path: str | None = None, data_dir: str = "data",
                  val_size: int = 5000, num_train: int | None = None, max_shift: int = 2,
-                 flip: bool = False, download: bool = True, **kwargs) -> None:
+                 flip: bool = False, binarize: str = "none", download: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         if name not in CLASS_NAMES:
             raise ValueError(f"data.name={name!r} is not allowed; use {' or '.join(CLASS_NAMES)}")
+        if binarize not in BINARIZE:
+            raise ConfigError(f"data.binarize={binarize!r} is not allowed; use {', '.join(BINARIZE)}")
         self.name, self.path, self.data_dir, self.download = name, path, data_dir, download
         self.val_size, self.num_train, self.max_shift, self.flip = val_size, num_train, max_shift, flip
+        self.binarize, self.standardize = binarize, binarize == "none"
+        self.grey: dict[str, torch.Tensor] = {}  # each split's 0-255 images, kept for images()
 
     def load(self) -> None:
         files = locate(self.name, self.path, self.data_dir, self.download)
@@ -124,7 +139,44 @@ class MNISTDataModule(ClassificationDataModule):
             train = (train[0][: self.num_train], train[1][: self.num_train])
         test = (arrays["test_images"].float(), arrays["test_labels"].long())
         self.splits = {"train": train, "val": val, "test": test}
+        self.grey = {name: x.to(torch.uint8) for name, (x, _) in self.splits.items()}
+        if self.binarize != "none":
+            self.splits = self._binarized(self.splits)
         self.class_names = CLASS_NAMES[self.name]
+
+    def _binarized(self, splits: dict[str, tuple]) -> dict[str, tuple]:
+        """The splits' 0-255 grey levels as seeded 0/1 draws; under ``dynamic`` the training split
+        keeps its intensities in [0, 1] for fresh draws per batch, and a drawn copy of its first
+        ``train_eval_size`` images is what validation evaluates."""
+        def drawn(name: str, x: torch.Tensor) -> torch.Tensor:
+            return torch.bernoulli(x / 255, generator=torch.Generator().manual_seed(BINARIZE_SEEDS[name]))
+
+        out = {name: (drawn(name, x), y) for name, (x, y) in splits.items()}
+        if self.binarize == "dynamic":
+            x, y = splits["train"]
+            n = self.train_eval_size
+            out["train"], out["train_eval"] = (x / 255, y), (drawn("train_eval", x[:n]), y[:n])
+        return out
+
+    def model_kwargs(self) -> dict:
+        """The classifier's kwargs and how pixels reach the model (``pixels``): 0/1 (``binary``), or
+        grey levels standardised as (intensity in [0, 1] - ``mean``) / ``std``; generative models
+        and the sample-quality metric map images in [0, 1] to inputs and back with them."""
+        mean, std = self.stats
+        pixels = ({"binary": True, "mean": 0.0, "std": 1.0} if self.binarize != "none"
+                  else {"binary": False, "mean": mean / 255, "std": std / 255})
+        return super().model_kwargs() | {"pixels": pixels}
+
+    def images(self, split: str) -> torch.Tensor:
+        """The split's images (N, 1, H, W) as grey levels in [0, 1], binarized or not: the real
+        images that generated ones are compared with (a Bernoulli model's mean image is a grey level)."""
+        return self.grey[split].unsqueeze(1).float() / 255
+
+    def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple:
+        x, y = super().on_after_batch_transfer(batch, dataloader_idx)
+        if self.binarize == "dynamic" and self.trainer is not None and self.trainer.training:
+            x = torch.bernoulli(x)  # a fresh binarization of every training batch
+        return x, y
 
     def augment_batch(self, x: torch.Tensor) -> torch.Tensor:
         """Shift every image by its own random (dy, dx) in [-max_shift, max_shift], background-filled;

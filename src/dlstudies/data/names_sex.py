@@ -70,6 +70,8 @@ class NamesSexDataModule(TensorDataModule):
     """``splits[s] = (x, y)``: x (N, block_size) character ids, ``IGNORE`` after each name's
     end; y (N,) 0 for F, 1 for M. ``texts[s]`` holds the names, for baselines."""
 
+    kind = "labelled text"
+
     def __init__(self, block_size: int = 16, num_train: int | None = None, batch_size: int = 64,
                  eval_batch_size: int = 1024, val_fraction: float = 0.1, test_fraction: float = 0.1,
                  seed: int = 0) -> None:

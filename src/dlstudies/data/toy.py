@@ -107,6 +107,8 @@ class ToyDataModule(TensorDataModule):
     """``num_train`` / ``num_val`` / ``num_test`` points of ``shape`` (see ``SHAPES``), drawn with
     ``data_seed`` (each split its own stream); the run's ``seed`` orders the batches."""
 
+    kind = "labelled points"
+
     def __init__(self, shape: str = "moons", num_train: int = 100000, num_val: int = 10000,
                  num_test: int = 10000, data_seed: int = 0, batch_size: int = 256, seed: int = 0) -> None:
         super().__init__(batch_size, eval_batch_size=10000, seed=seed)

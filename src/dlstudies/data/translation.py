@@ -57,6 +57,8 @@ def trim(ids: torch.Tensor) -> torch.Tensor:
 class TranslationDataModule(TensorDataModule):
     """Source/target pairs split into train/val/test tensors; batches are ``(src, tgt)``."""
 
+    kind = "text pairs"
+
     def __init__(self, source: str = "numbers", path: str | None = None, tokens: str = "word",
                  num_pairs: int = 50000, max_number: int = 10**7, numbers_per_item: int | str = 1,
                  src_lang: str = "en", tgt_lang: str = "fr", tgt_locale: str = "fr", max_len: int | None = None,

@@ -89,7 +89,9 @@ class WordDataModule(TokenDataModule):
 
     Source: ``path`` (a UTF-8 text file, split by lines in order: the first lines train, the next
     ``val_fraction`` validate, the last ``test_fraction`` test) or ``dataset`` (a name in
-    ``HF_CORPORA``, with its own splits; needs the network the first time).
+    ``HF_CORPORA``, with its own splits; needs the network the first time). With ``tokenizer``
+    (``bpe`` or a tokenizer.json) the tokens are byte-level BPE of the raw lines instead of words:
+    ``lower``, ``punctuation``, ``min_freq`` and ``max_size`` shape words only.
     """
 
     separator = " "
@@ -98,17 +100,18 @@ class WordDataModule(TokenDataModule):
                  punctuation: str = "split", min_freq: int = 1, max_size: int | None = None,
                  block_size: int = 35, batch_size: int = 32, eval_batch_size: int | None = None,
                  val_fraction: float = 0.1,
-                 test_fraction: float = 0.1, seed: int = 1337, cache_dir: str | None = None) -> None:
+                 test_fraction: float = 0.1, seed: int = 1337, cache_dir: str | None = None,
+                 tokenizer: str | None = None, vocab_size: int = 1024) -> None:
         if (path is None) == (dataset is None):
             raise ConfigError("give exactly one of data.path=/path/to/text.txt or data.dataset="
                              f"{'|'.join(HF_CORPORA)}")
         if dataset is not None and dataset not in HF_CORPORA:
             raise ConfigError(f"data.dataset={dataset} is not known; use one of {', '.join(HF_CORPORA)}")
         check_options(punctuation, min_freq, max_size)
-        super().__init__(block_size, batch_size, eval_batch_size, val_fraction, test_fraction, seed)
+        super().__init__(block_size, batch_size, eval_batch_size, val_fraction, test_fraction, seed,
+                         tokenizer=tokenizer, vocab_size=vocab_size, cache_dir=cache_dir)
         self.path, self.dataset, self.lower, self.punctuation = path, dataset, lower, punctuation
         self.min_freq, self.max_size = min_freq, max_size
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
 
     def _raw_splits(self) -> dict[str, list[str]]:
         """The lines of each split, before tokenization."""
@@ -133,6 +136,9 @@ class WordDataModule(TokenDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
+            return
+        if self.tokenizer:  # BPE replaces the words: each split's raw lines, one text
+            self.setup_bpe({split: ["\n".join(lines) + "\n"] for split, lines in self._raw_splits().items()})
             return
         cache = self.cache_file()
         if cache is not None and cache.is_file():

@@ -40,8 +40,9 @@ def image_grid(images: torch.Tensor, gap: int = 2) -> torch.Tensor:
     return cells.permute(0, 3, 1, 4, 2).reshape(rows * (h + gap), cols * (w + gap), c)
 
 
-def draw(samples: torch.Tensor, title: str) -> Figure:
-    """The figure of image or point samples, titled ``title``."""
+def draw(samples: torch.Tensor, title: str, reference: torch.Tensor | None = None) -> Figure:
+    """The figure of image or point samples, titled ``title``; points over ``reference`` points
+    (true data, grey), when given."""
     samples = samples.detach().float().cpu()
     if kind(samples) == "images":
         grid = image_grid(samples)
@@ -54,20 +55,27 @@ def draw(samples: torch.Tensor, title: str) -> Figure:
         fig = Figure(figsize=(6, 5), layout="constrained")
         ax = fig.subplots()
         if samples.size(1) == 2:
-            ax.scatter(samples[:, 0].numpy(), samples[:, 1].numpy(), s=6, alpha=0.6, linewidths=0)
+            if reference is not None:
+                ax.scatter(reference[:, 0].numpy(), reference[:, 1].numpy(), s=6, color="0.75", linewidths=0, label="data")
+            ax.scatter(samples[:, 0].numpy(), samples[:, 1].numpy(), s=6, alpha=0.6, linewidths=0, label="samples")
             ax.set(xlabel="x1 (data units)", ylabel="x2 (data units)")
             ax.set_aspect("equal", adjustable="datalim")  # one unit is as long on both axes
         else:
             bins = min(100, max(10, len(samples) // 20))
-            ax.hist(samples[:, 0].numpy(), bins=bins, density=True)
+            _, edges, _ = ax.hist(samples[:, 0].numpy(), bins=bins, density=True, label="samples")
+            if reference is not None:
+                ax.hist(reference[:, 0].numpy(), bins=edges, density=True, histtype="step", color="k", label="data")
             ax.set(xlabel="x (data units)", ylabel="density (per data unit)")
+        if reference is not None:
+            ax.legend()
     fig.suptitle(title, wrap=True)
     return fig
 
 
-def save_samples(samples: torch.Tensor, path: str | Path, title: str) -> Path:
-    """Draw image or point samples and write the PNG (atomically); returns the path."""
-    fig = draw(samples, title)
+def save_samples(samples: torch.Tensor, path: str | Path, title: str, reference: torch.Tensor | None = None) -> Path:
+    """Draw image or point samples (over ``reference`` points) and write the PNG (atomically);
+    returns the path."""
+    fig = draw(samples, title, reference)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=150, format="png")
     return Path(path)

@@ -1,5 +1,6 @@
 """Multi-head attention for every Transformer: self- or cross-attention, causal or not, with
-key padding masks, over ``F.scaled_dot_product_attention`` (fused kernels on CPU and GPU)."""
+key padding masks and a key-value cache, over ``F.scaled_dot_product_attention`` (fused kernels
+on CPU and GPU)."""
 
 import torch
 from torch import nn
@@ -7,6 +8,35 @@ from torch.nn import functional as F
 
 from dlstudies.config.errors import ConfigError
 from dlstudies.models.sizes import check_sizes
+
+
+class LayerCache:
+    """The keys and values one self-attention layer has computed so far, (B, heads, S, d) each."""
+
+    def __init__(self) -> None:
+        self.keys: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+
+    def extend(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """All keys and values so far: the cached ones followed by these new positions'."""
+        if self.keys is not None:
+            keys, values = torch.cat([self.keys, keys], 2), torch.cat([self.values, values], 2)
+        self.keys, self.values = keys, values
+        return keys, values
+
+
+class KVCache:
+    """A causal decoder's keys and values of every position it has read, one ``LayerCache`` per
+    layer: a generation step then computes only its new token's, and its attention over the cached
+    prefix gives what re-reading the whole prefix would (a cache is for one sequence batch)."""
+
+    def __init__(self, layers: int) -> None:
+        self.layers = [LayerCache() for _ in range(layers)]
+
+    def __len__(self) -> int:
+        """Positions held."""
+        keys = self.layers[0].keys
+        return 0 if keys is None else keys.size(2)
 
 
 class MultiHeadAttention(nn.Module):
@@ -34,15 +64,18 @@ class MultiHeadAttention(nn.Module):
         self.resid_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None,
-                key_padding_mask: torch.Tensor | None = None,
-                need_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                key_padding_mask: torch.Tensor | None = None, need_weights: bool = False,
+                cache: LayerCache | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """(B, T, width) -> (B, T, width); with ``need_weights`` also the attention weights
         (B, heads, T, S), before dropout. ``key_padding_mask`` (B, S) is True at keys that are
-        padding (nn.MultiheadAttention's convention); a query with no key left gets zeros."""
+        padding (nn.MultiheadAttention's convention); a query with no key left gets zeros.
+        ``cache`` (self-attention): ``x`` continues the positions cached there, and joins them."""
         B, T, C = x.shape
         d = C // self.heads
         if memory is None:  # (B, T, 3C) -> three (B, heads, T, d): heads become a batch dimension
             q, k, v = self.qkv(x).view(B, T, 3, self.heads, d).permute(2, 0, 3, 1, 4)
+            if cache is not None:
+                k, v = cache.extend(k, v)
         else:
             weight_q, weight_kv = self.qkv.weight.split([C, 2 * C])
             bias_q, bias_kv = (None, None) if self.qkv.bias is None else self.qkv.bias.split([C, 2 * C])
@@ -55,7 +88,7 @@ class MultiHeadAttention(nn.Module):
             y, weights = self._attend_explicitly(q, k, v, mask, drop)
         else:  # no explicit mask for plain causal attention: is_causal lets SDPA skip the masked half
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
-                                               is_causal=self.causal and mask is None)
+                                               is_causal=self.causal and mask is None and T == k.size(2))
         y = self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
         return (y, weights) if need_weights else y
 
@@ -63,8 +96,9 @@ class MultiHeadAttention(nn.Module):
               device: torch.device) -> torch.Tensor | None:
         """Boolean (B or 1, 1, T, S) mask, True where a query may attend; None when SDPA needs none."""
         mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
-        # SDPA's is_causal aligns query 0 with key 0, so keys beyond the queries need the mask
-        if self.causal and (mask is not None or need_weights or T != S):
+        # SDPA's is_causal aligns query 0 with key 0, so keys beyond the queries need the mask,
+        # except for a single query: the last position sees every key
+        if self.causal and (mask is not None or need_weights or (T != S and T > 1)):
             causal = torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)
             mask = causal if mask is None else mask & causal
         return mask

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dlstudies.models.attention import MultiHeadAttention
+from dlstudies.models.attention import KVCache, LayerCache, MultiHeadAttention
 from dlstudies.models.norms import NormFactory
 from dlstudies.models.sizes import check_sizes
 
@@ -47,12 +47,14 @@ class TransformerBlock(nn.Module):
         self.norm_2 = norm(width)
         self.mlp = FeedForward(width, dropout, bias, activation)
 
-    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, width) -> (B, T, width); ``key_padding_mask`` (B, T) is True at padding."""
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                cache: LayerCache | None = None) -> torch.Tensor:
+        """(B, T, width) -> (B, T, width); ``key_padding_mask`` (B, T) is True at padding;
+        ``cache``: the keys and values of the positions before ``x`` (causal blocks)."""
         if self.post_ln:
-            x = self.norm_1(x + self.attn(x, key_padding_mask=key_padding_mask))
+            x = self.norm_1(x + self.attn(x, key_padding_mask=key_padding_mask, cache=cache))
             return self.norm_2(x + self.mlp(x))
-        x = x + self.attn(self.norm_1(x), key_padding_mask=key_padding_mask)
+        x = x + self.attn(self.norm_1(x), key_padding_mask=key_padding_mask, cache=cache)
         return x + self.mlp(self.norm_2(x))
 
 
@@ -136,13 +138,19 @@ class TransformerLanguageModel(nn.Module):
         if tie_weights:
             self.head.weight = self.wte.weight
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits (B, T, V) for tokens (B, T), T <= block_size."""
-        T = idx.size(1)
-        if T > self.block_size:
-            raise ValueError(f"sequence length {T} exceeds block_size={self.block_size}; crop the context")
-        pos = torch.arange(T, device=idx.device)
+    def new_cache(self) -> KVCache:
+        """An empty key-value cache for ``forward``: generation then feeds only the new tokens."""
+        return KVCache(len(self.blocks))
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Logits (B, T, V) for tokens (B, T); with ``cache`` the tokens continue the positions it
+        holds (and join them). Positions run up to block_size."""
+        start, T = 0 if cache is None else len(cache), idx.size(1)
+        if start + T > self.block_size:
+            raise ValueError(f"sequence length {start + T} exceeds block_size={self.block_size}; crop the context")
+        pos = torch.arange(start, start + T, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))
-        for block in self.blocks:
-            x = block(x)
+        layers = [None] * len(self.blocks) if cache is None else cache.layers
+        for block, layer in zip(self.blocks, layers):
+            x = block(x, cache=layer)
         return self.head(self.norm_f(x))

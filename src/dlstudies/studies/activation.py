@@ -29,6 +29,6 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     ax.bar(x + 0.2, 100 * train["mean"], 0.4, yerr=100 * train["std"].fillna(0), capsize=3,
            label="training")
     ax.set_xticks(x, test["name"], rotation=30)
-    ax.set(ylabel="error (%)", title="error per activation function")
+    ax.set(xlabel="activation function", ylabel="error (%)", title="error per activation function")
     ax.legend()
     return ["test error: " + ", ".join(f"{a} {100 * m:.1f}%" for a, m in zip(test["name"], test["mean"]))]

@@ -1,12 +1,11 @@
 """Exact match and BLEU against source length, one line per architecture (Bahdanau et al. 2015,
-fig. 2: without attention quality falls as sources grow; with attention it holds), and the
-attention map of one test sentence."""
+fig. 2: without attention quality falls as sources grow; with attention it holds). Each job's
+folder keeps the attention maps of three test sentences (``attention_<i>.png``)."""
 
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.image import imread
 
 from dlstudies.studies.figures import errorbar, over_seeds
 from dlstudies.summary import read_summary
@@ -16,12 +15,9 @@ METRICS = {"exact_match": "exact match (%)", "bleu": "BLEU (x100)"}
 
 
 def job_values(job: Path) -> dict:
-    """The job's per-bucket test metrics (``test/exact_match/len_1-10``, ...) and its first
-    attention map, when it drew one."""
+    """The job's per-bucket test metrics (``test/exact_match/len_1-10``, ...)."""
     summary = read_summary(job) or {"metrics": {}}
-    values = {k: v for k, v in summary["metrics"].items() if k.startswith(("test/exact_match/", "test/bleu/"))}
-    map_file = job / "attention_0.png"
-    return values | {"attention_map": str(map_file) if map_file.is_file() else None}
+    return {k: v for k, v in summary["metrics"].items() if k.startswith(("test/exact_match/", "test/bleu/"))}
 
 
 def variant(row: pd.Series) -> str:
@@ -37,15 +33,15 @@ def bucket_order(name: str) -> int:
 
 
 def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
-    """Two panels of metric vs source-length bucket (mean and spread over seeds) and one map."""
+    """Two panels of metric vs source-length bucket (mean and spread over seeds)."""
     table = table.assign(variant=table.apply(variant, axis=1))
     buckets = sorted({c.split("/")[2] for c in table if c.startswith("test/exact_match/")}, key=bucket_order)
     long = table.melt(id_vars=["variant", "seed"], value_vars=[f"test/{m}/{b}" for m in METRICS for b in buckets],
                       var_name="key", value_name="value").dropna(subset=["value"])
     long["metric"], long["bucket"] = long["key"].str.split("/").str[1], long["key"].str.split("/").str[2]
     long["position"] = long["bucket"].map(buckets.index)
-    axes = fig.subplots(1, 3, width_ratios=[1, 1, 0.9])
-    fig.set_size_inches(15, 4.5)
+    axes = fig.subplots(1, 2)
+    fig.set_size_inches(11, 4.5)
     lines = []
     for ax, (metric, label) in zip(axes, METRICS.items()):
         for name, rows in long[long["metric"] == metric].groupby("variant"):
@@ -58,10 +54,4 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
         ax.set_xticks(range(len(buckets)), [b.removeprefix("len_") for b in buckets])
         ax.set(xlabel="source length (words)", ylabel=label, title=f"{label.split(' (')[0]} vs source length")
         ax.legend()
-    maps = table.dropna(subset=["attention_map"]).sort_values("variant")  # the RNN's map first
-    axes[2].set_axis_off()
-    if len(maps):
-        row = maps.iloc[0]
-        axes[2].imshow(imread(row["attention_map"]))
-        axes[2].set_title(f"attention map ({row['variant']})")
     return lines

@@ -21,7 +21,7 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
         errorbar(ax, over_seeds(rows, [x], "test/err"), x, "test", scale=100)
         errorbar(ax, over_seeds(rows, [x], "trainset/err"), x, "training", scale=100, linestyle="--")
         fixed = "batch %d" % rows["batch_size"].iloc[0] if x == "lr" else "lr %g" % rows["lr"].iloc[0]
-        ax.set(xscale="log", xlabel="learning rate" if x == "lr" else "batch size",
+        ax.set(xscale="log", xlabel="learning rate" if x == "lr" else "batch size (examples)",
                ylabel="error (%)", title=f"({'a' if x == 'lr' else 'b'}) {fixed}")
         value_ticks(ax, rows[x])
         ax.legend()

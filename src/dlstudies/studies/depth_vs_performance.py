@@ -17,8 +17,9 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
         errorbar(axes[0], over_seeds(part, ["depth"], "trainset/loss"), "depth", variant)
         errorbar(axes[1], over_seeds(part, ["depth"], "test/err"), "depth", variant, scale=100)
     titles = ("training loss, whole training set (optimisation: degradation)",
-              "test error, % (what it costs, with generalisation)")
-    swept_axes(axes, titles, table["depth"], "hidden layers")
+              "test error (what it costs, with generalisation)")
+    ylabels = ("training loss (nats per example, log scale)", "test error (%)")
+    swept_axes(axes, titles, ylabels, table["depth"], "hidden layers")
     axes[0].set_yscale("log")
     lines = []
     for variant, part in table.groupby("variant"):

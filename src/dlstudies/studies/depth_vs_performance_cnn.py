@@ -54,10 +54,10 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
                  scale=100, color=f"C{i}")
         errorbar(axes[2], over_seeds(part, ["layers"], "test/err"), "layers", f"{variant}: test",
                  scale=100, color=f"C{i}", ls=":")
-    for ax, title in zip(axes[:2], ("training error (%, whole training set)", "validation error (%)")):
-        ax.set(xlabel="step", title=title)
+    for ax, title in zip(axes[:2], ("training error, whole training set", "validation error")):
+        ax.set(xlabel="training step", ylabel="error (%)", title=title)
         ax.legend(fontsize="small")
-    axes[2].set(xscale="log", xlabel="layers", title="final error (%)")
+    axes[2].set(xscale="log", xlabel="layers (convolutions + head)", ylabel="error (%)", title="final error")
     value_ticks(axes[2], table["layers"])
     axes[2].legend(fontsize="small")
     lines = []

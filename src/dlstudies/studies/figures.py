@@ -25,10 +25,12 @@ def value_ticks(ax: Axes, values: pd.Series) -> None:
     ax.minorticks_off()
 
 
-def swept_axes(axes: Sequence[Axes], titles: tuple[str, ...], values: pd.Series, xlabel: str) -> None:
-    """Each axis titled, with a log x axis ticked at the swept ``values``, and a legend."""
-    for ax, title in zip(axes, titles):
-        ax.set(xscale="log", xlabel=xlabel, title=title)
+def swept_axes(axes: Sequence[Axes], titles: tuple[str, ...], ylabels: tuple[str, ...], values: pd.Series,
+               xlabel: str) -> None:
+    """Each axis titled and its y axis labelled, with a log x axis ticked at the swept ``values``,
+    and a legend."""
+    for ax, title, ylabel in zip(axes, titles, ylabels):
+        ax.set(xscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
         value_ticks(ax, values)
         ax.legend()
 

@@ -22,13 +22,13 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
             lines.append(f"init std {std:g}: activation std {profile[0]:.3g} at layer 0 -> "
                          f"{profile[-2]:.3g} at the last hidden layer; test error "
                          f"{100 * mean(part, 'test/err'):.1f}%")
-    axes[0].set(yscale="log", xlabel="layer", ylabel="std of the layer's output",
+    axes[0].set(yscale="log", xlabel="linear layer (0: the first)", ylabel="std of the layer's output",
                 title="activations at initialisation")
     axes[0].legend(fontsize="small")
     errorbar(axes[1], over_seeds(table, ["init_std"], "test/err"), "init_std", "test", scale=100)
     errorbar(axes[1], over_seeds(table, ["init_std"], "trainset/err"), "init_std", "training",
              scale=100, linestyle="--")
-    axes[1].set(xscale="log", xlabel="init std", ylabel="error (%)", title="error after training")
+    axes[1].set(xscale="log", xlabel="init std (of each weight)", ylabel="error (%)", title="error after training")
     value_ticks(axes[1], table["init_std"])
     axes[1].legend()
     return lines

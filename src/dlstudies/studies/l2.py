@@ -15,7 +15,7 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
         errorbar(ax, over_seeds(table, ["l2"], value), "l2", label, scale=100, linestyle=style)
     positive = table.loc[table["l2"] > 0, "l2"]
     ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1e-6)
-    ax.set(xlabel="L2 penalty lambda", ylabel="error (%)", title="error vs explicit L2 penalty")
+    ax.set(xlabel="L2 penalty lambda (loss + lambda sum(w^2))", ylabel="error (%)", title="error vs explicit L2 penalty")
     ax.legend()
     stats = over_seeds(table, ["l2"], "test/err")
     best = stats.loc[stats["mean"].idxmin()]

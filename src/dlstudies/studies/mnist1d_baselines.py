@@ -31,7 +31,7 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
     ax.bar([i - 0.2 for i in x], paper, 0.4, label="paper (Greydanus 2020)", color="0.7")
     ax.bar([i + 0.2 for i in x], stats["mean"], 0.4, yerr=stats["std"].fillna(0), capsize=3, label="dlstudies")
     ax.set_xticks(list(x), names)
-    ax.set(ylabel="test accuracy (%)", ylim=(0, 100), title="MNIST-1D, 4000 training examples")
+    ax.set(xlabel="model", ylabel="test accuracy (%)", ylim=(0, 100), title="MNIST-1D, 4000 training examples")
     ax.legend(loc="upper left")
     lines = ["| model | paper | ours (mean +- std, seeds) |", "|---|---|---|"]
     for name, ref, (_, row) in zip(names, paper, stats.iterrows()):

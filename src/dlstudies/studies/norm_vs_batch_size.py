@@ -35,9 +35,10 @@ def draw(table: pd.DataFrame, fig: Figure) -> list[str]:
                      f"{100 * large['mean']:.1f}% at {large['batch_size']:g}; training-mode minus evaluation-mode "
                      f"test error {100 * gap.iloc[0]['mean']:+.1f} points at batch {gap.iloc[0]['batch_size']:g}, "
                      f"{100 * gap.iloc[-1]['mean']:+.1f} at {gap.iloc[-1]['batch_size']:g}")
-    titles = ("test error (%), evaluation mode", "training loss (whole training set)",
-              "test error: training mode - evaluation mode (points)")
-    swept_axes(axes, titles, table["batch_size"], "batch size (same number of steps)")
+    titles = ("test error, evaluation mode", "training loss (whole training set)",
+              "test error: training mode - evaluation mode")
+    ylabels = ("test error (%)", "training loss (nats per example, log scale)", "difference (percentage points)")
+    swept_axes(axes, titles, ylabels, table["batch_size"], "batch size (examples; same number of steps)")
     axes[1].set_yscale("log")
     axes[2].axhline(0, color="grey", lw=0.5)
     return lines

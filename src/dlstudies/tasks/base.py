@@ -17,6 +17,9 @@ class Task(L.LightningModule):
     explicit penalty lambda * sum(w^2) over weight matrices to the loss, which differs from the
     decoupled ``weight_decay`` of AdamW (both are available).
 
+    ``reads`` names the kinds of data (a data module's ``kind``) whose batches the task trains on;
+    a model option given any other data stops before anything is built.
+
     ``STUDY_METRICS`` names the ``summary.json`` metrics a study's report may read: the report's
     table has one column for each (NaN where a job has none), and no others from the summary. An
     ``<split>/err`` the run did not record is 1 - ``<split>/acc``. ``TRAINED_FIRST`` names the
@@ -25,6 +28,7 @@ class Task(L.LightningModule):
     (``dlstudies.prerequisites``).
     """
 
+    reads: tuple[str, ...]
     STUDY_METRICS: tuple[str, ...] = ()
     TRAINED_FIRST: tuple[str, ...] = ()
 

@@ -2,7 +2,7 @@
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,15 +27,20 @@ class Classifier(Task):
     ``regularizer.ensemble = k > 1`` trains k members (different random initialisations) side by
     side; evaluation averages their predicted probabilities, and ``test/member_acc`` is the mean
     accuracy of the members alone, for comparison.
+
+    ``pixels`` (image data): how the inputs were made from intensities in [0, 1] (the data's
+    ``model_kwargs``), kept so that a trained classifier can judge generated images.
     """
 
+    reads = ("labelled arrays",)
     STUDY_METRICS = ("trainset/loss", "trainset/acc", "best/val/loss", "val/acc", "test/loss", "test/acc",
                      "test/err", "trainset/err")
 
-    def __init__(self, net: nn.Module, class_names: Sequence[str], **task_kwargs) -> None:
+    def __init__(self, net: nn.Module, class_names: Sequence[str], pixels: Mapping | None = None,
+                 **task_kwargs) -> None:
         k = int((task_kwargs.get("regularizer") or {}).get("ensemble", 1))
         super().__init__(Ensemble(net, k) if k > 1 else net, **task_kwargs)
-        self.class_names, self.ensemble = list(class_names), k
+        self.class_names, self.ensemble, self.pixels = list(class_names), k, pixels
         c = len(self.class_names)
         self.eval_loss = nn.ModuleDict({s: MeanMetric() for s in EVAL_STAGES})
         self.eval_metrics = nn.ModuleDict(

@@ -45,6 +45,7 @@ class Diffusion(Task):
     (``test/sample_seconds``, per sample).
     """
 
+    reads = ("labelled points", "labelled arrays")  # toy points (diffusion_mlp), images (unet)
     STUDY_METRICS = ("best/val/loss", "test/loss", "test/sample_distance", "test/sample_distance_floor",
                      "test/sample_distance_normal", "test/sample_nll", "test/sample_nll_floor",
                      "test/sample_nll_normal", "test/sample_seconds")
@@ -183,9 +184,13 @@ class Diffusion(Task):
                sampler: str | None = None, steps: int | None = None, eta: float | None = None,
                guidance: float | None = None, trajectory: bool = False
                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """``n`` samples: points (n, dims), or images (n, C, H, W) in [0, 1]; ``labels`` (one, or
-        one per sample) for a conditional net; sampler options default to the model's. With
-        ``trajectory``, also every z visited, (steps + 1, n, *shape), in the net's units."""
+        """``n`` samples: points (n, dims), or images (n, C, H, W) in [0, 1]. A conditional net
+        samples the ``labels`` given (one, or one per sample), else every class in turn (a grid's
+        rows run through the classes); ``guidance=-1`` samples it unconditionally. Sampler options
+        default to the model's. With ``trajectory``, also every z visited, (steps + 1, n, *shape),
+        in the net's units."""
+        if labels is None and self.num_classes:
+            labels = torch.arange(n) % self.num_classes
         labels = self._check_labels(labels, n)
         given = {"sampler": sampler, "steps": steps, "eta": eta, "guidance": guidance}
         options = self.defaults | {k: v for k, v in given.items() if v is not None}

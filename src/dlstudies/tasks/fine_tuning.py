@@ -73,6 +73,7 @@ class EncoderClassifier(Classifier):
     which must equal the pre-training's.
     """
 
+    reads = ("labelled text", "labelled arrays")  # tokens, or values cut into patches
     TRAINED_FIRST = ("pretrained",)
 
     def __init__(self, net: nn.Module, class_names: Sequence[str], vocab: Sequence[str] | None = None,
@@ -95,6 +96,7 @@ class TokenClassifier(EncoderClassifier):
     """Classifies every token (``BertTagger``): cross-entropy, accuracy and macro F1 over the real
     tokens only (padding is labelled ``IGNORE``), per-class accuracy at test."""
 
+    reads = ("tagged text",)
     STUDY_METRICS = (*Classifier.STUDY_METRICS, "val/f1", "test/f1")
 
     def __init__(self, net: nn.Module, class_names: Sequence[str], **kwargs) -> None:

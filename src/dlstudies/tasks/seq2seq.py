@@ -100,6 +100,7 @@ class Seq2Seq(Task):
     ``sample``; ``attention_maps`` maps of test sentences are drawn into ``maps_dir``.
     """
 
+    reads = ("text pairs",)
     STUDY_METRICS = ("best/val/loss", "val/acc", "test/loss", "test/acc", "test/exact_match", "test/bleu",
                      "test/chrf")
 
