@@ -9,7 +9,8 @@ For each family, at its documented recipe's size and batch (``experiment=<name>`
   with everything that run has (the Trainer, the recipe's callbacks, the W&B logger, offline),
   plus a timer callback;
 - plain: the net the recipe builds (same initialization), its data loader, optimizer (parameter
-  groups, fused or not), schedule and clipping, in a bare loop (``lm_benchmark.train_steps``).
+  groups, fused or not), schedule, clipping and precision (the autocast of ``bf16-mixed``), in a
+  bare loop (``lm_benchmark.train_steps``).
 
 Both time ``--steps`` steps after ``WARMUP`` steps; each run is ``WARMUP + steps`` long, so its
 validation comes after the timed window. The two alternate ``--repeat`` times in one process and
@@ -162,6 +163,19 @@ def endless(loader: Iterator) -> Iterator:
     return itertools.chain.from_iterable(itertools.repeat(loader))
 
 
+def mixed_precision(loss: Loss, precision: str, device: str) -> Loss:
+    """``loss`` under the autocast of Lightning's ``precision`` when it is a mixed one (forward
+    and loss in bfloat16 or float16, the backward pass outside), as the Trainer runs a step."""
+    if not precision.endswith("-mixed"):
+        return loss
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
+
+    def autocast_loss(net: torch.nn.Module, batch: tuple) -> torch.Tensor:
+        with torch.autocast(device, dtype=dtype):
+            return loss(net, batch)
+    return autocast_loss
+
+
 def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
     """Seconds of ``steps`` steps of a bare loop over the same net, data and optimizer."""
     cfg = config(family, steps, threads, out)
@@ -171,7 +185,7 @@ def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
     net = module.net.train()
     optimizer = instantiate(cfg.optimizer)(param_groups(net))
     scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=cfg.trainer.max_steps)
-    loss = family.loss(module)
+    loss = mixed_precision(family.loss(module), str(cfg.trainer.precision), next(net.parameters()).device.type)
     augment = getattr(datamodule, "augment", False)
     ema = getattr(module, "ema_decay", None)  # the recipe's weight average, updated every step
     average = ema and AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
