@@ -11,9 +11,10 @@ whole process: Python start-up, imports, data preparation, training, validation,
   bigram's target is the count model's loss on the same split, computed here.
 - makemore: throughput and loss at equal steps against makemore's default Transformer on names,
   with PyTorch's initialization as makemore (``init=default``).
-- nanogpt: the same against nanoGPT's CPU recipe on tiny-shakespeare, then
-  ``experiment=shakespeare_gpt_cpu`` (the same model and batch with a higher learning rate and
-  fewer steps) against nanoGPT's loss and time. With ``--nanogpt-checkout`` (a clone of
+- nanogpt: the same against nanoGPT's CPU recipe on tiny-shakespeare (in fp32, and with the
+  recipe's bfloat16 autocast), then ``experiment=shakespeare_gpt_cpu`` (the same model and batch
+  with a higher learning rate and fewer steps) against nanoGPT's loss and time; and model FLOPs
+  per second against this CPU's matmul peak, measured in the same run. With ``--nanogpt-checkout`` (a clone of
   karpathy/nanoGPT whose data/shakespeare_char/prepare.py ran on the same tinyshakespeare.txt)
   the reference is nanoGPT's own train.py with its README's CPU command, in the same run.
 makemore's and nanoGPT's own figures are constants measured on this 2-core machine (quoted from
@@ -376,6 +377,33 @@ def makemore_section(args: argparse.Namespace, log_dir: Path) -> None:
     print(ratio_line("plain loop (same run)", ours, plain.steps, plain.wall))
 
 
+# The recipe's CPU levers are on by default: fused AdamW, and bfloat16 autocast where the CPU
+# computes it natively (dls.cpu_precision). This turns the second off; overhead.py --levers
+# measures each alone.
+FP32 = ["trainer.precision=32-true"]
+
+
+def flops_per_step(params: int, depth: int, heads: int, width: int, block: int, batch: int) -> float:
+    """nanoGPT's estimate (its ``estimate_mfu``, from PaLM's appendix B): 6N + 12 L H Q T FLOPs
+    per token for the forward and backward pass, ``batch x block`` tokens a step (N: parameters
+    without the position embeddings)."""
+    n = params - block * width
+    return (6 * n + 12 * depth * heads * (width // heads) * block) * block * batch
+
+
+def matmul_peak(threads: int, dtype: str, n: int = 2048, reps: int = 10) -> float:
+    """FLOP/s of a large square matmul of ``dtype`` ("float32", "bfloat16") on this CPU: the
+    practical peak of the kernels a GPT's linear layers run."""
+    torch.set_num_threads(threads)
+    a, b = (torch.randn(n, n, dtype=getattr(torch, dtype)) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
 def nanogpt_section(args: argparse.Namespace, log_dir: Path) -> None:
     text = args.shakespeare.resolve()
     recipe = ["experiment=shakespeare_gpt_cpu", f"data.path={text}", "samples=0"]
@@ -388,25 +416,38 @@ def nanogpt_section(args: argparse.Namespace, log_dir: Path) -> None:
     rows = fastest({
         "nanogpt": reference,
         "plain": lambda: reference_nanogpt(text, args.threads),
-        "same": lambda: summary_row("dlstudies, nanoGPT's recipe (lr 1e-3)",
-                                    run_train(nanogpt_recipe, log_dir, args.threads)),
+        "same": lambda: summary_row("dlstudies, nanoGPT's recipe (lr 1e-3), fp32",
+                                    run_train([*nanogpt_recipe, *FP32], log_dir, args.threads)),
+        "levers": lambda: summary_row("the same, the recipe's bf16 autocast",
+                                      run_train(nanogpt_recipe, log_dir, args.threads)),
         "ours": lambda: summary_row("dlstudies experiment=shakespeare_gpt_cpu",
                                     run_train(recipe, log_dir, args.threads), target=1.89),
     }, args.repeat)
-    nanogpt, plain, same, ours = rows["nanogpt"], rows["plain"], rows["same"], rows["ours"]
-    same.target = f"steps/s >= 1.2x {'nanoGPT' if checkout else 'nanoGPT loop'}'s"
-    same.passed = same.steps / same.wall >= 1.2 * nanogpt.steps / nanogpt.wall
+    nanogpt, plain, same, levers, ours = (rows[k] for k in ("nanogpt", "plain", "same", "levers", "ours"))
+    for row in (same, levers):
+        row.target = f"steps/s >= 1.2x {'nanoGPT' if checkout else 'nanoGPT loop'}'s"
+        row.passed = row.steps / row.wall >= 1.2 * nanogpt.steps / nanogpt.wall
     ours.target += ", wall < nanoGPT's"
     ours.passed = ours.passed and ours.wall < min(NANOGPT["wall"], nanogpt.wall)
     quoted = Row("nanoGPT (quoted, issue 3)", 800_000, NANOGPT["steps"], NANOGPT["wall"], NANOGPT["val"])
     print_table("nanoGPT's CPU recipe on tiny-shakespeare: 4x4x128 GPT, batch 12, block 64",
-                [quoted, nanogpt, plain, same, ours])
+                [quoted, nanogpt, plain, same, levers, ours])
     name = "nanoGPT's train.py" if checkout else "nanoGPT's loop"
     print(ratio_line(f"{name} (same run), nanoGPT's recipe", same, nanogpt.steps, nanogpt.wall))
+    print(ratio_line(f"{name} (same run), nanoGPT's recipe, bf16 autocast", levers, nanogpt.steps, nanogpt.wall))
     print(ratio_line("plain loop (same run), nanoGPT's recipe", same, plain.steps, plain.wall))
     print(f"  time to val <= 1.89: experiment=shakespeare_gpt_cpu {ours.wall:.0f} s, "
           f"{nanogpt.wall / ours.wall:.2f}x faster than {name} in the same run, "
           f"{NANOGPT['wall'] / ours.wall:.2f}x faster than nanoGPT's quoted {NANOGPT['wall']:.0f} s")
+    flops = flops_per_step(same.params, depth=4, heads=4, width=128, block=64, batch=12)
+    peaks = {dtype: matmul_peak(args.threads, dtype) for dtype in ("float32", "bfloat16")}
+    print(f"  model FLOPs (nanoGPT's 6N + 12 L H Q T per token): {flops / 1e9:.2f} GFLOP a step; this CPU's "
+          f"matmul peak at {args.threads} thread(s), measured: " +
+          ", ".join(f"{dtype} {peak / 1e9:.0f} GFLOP/s" for dtype, peak in peaks.items()))
+    for row in (nanogpt, plain, same, levers):
+        rate = row.steps * flops / row.wall
+        print(f"  {row.name}: {rate / 1e9:.1f} GFLOP/s over its whole run, " +
+              ", ".join(f"{rate / peak:.0%} of the {dtype} peak" for dtype, peak in peaks.items()))
 
 
 def words_section(args: argparse.Namespace, log_dir: Path) -> None:

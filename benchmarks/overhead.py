@@ -9,7 +9,8 @@ For each family, at its documented recipe's size and batch (``experiment=<name>`
   with everything that run has (the Trainer, the recipe's callbacks, the W&B logger, offline),
   plus a timer callback;
 - plain: the net the recipe builds (same initialization), its data loader, optimizer (parameter
-  groups, fused or not), schedule and clipping, in a bare loop (``lm_benchmark.train_steps``).
+  groups, fused or not), schedule, clipping and precision (the autocast of ``bf16-mixed``), in a
+  bare loop (``lm_benchmark.train_steps``).
 
 Both time ``--steps`` steps after ``WARMUP`` steps; each run is ``WARMUP + steps`` long, so its
 validation comes after the timed window. The two alternate ``--repeat`` times in one process and
@@ -17,6 +18,7 @@ the fastest of each is kept (a shared machine's speed drifts). The ratio is dlst
 """
 
 import argparse
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -31,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,12 +154,26 @@ def framework_seconds(family: Family, steps: int, threads: int, out: Path) -> fl
     with open_dict(cfg):
         cfg.callbacks.step_timer = {"_target_": f"{__name__}.StepTimer", "start": WARMUP, "stop": WARMUP + steps}
     StepTimer.seconds = float("nan")
-    train(cfg)
+    with contextlib.redirect_stdout(sys.stderr):  # the run's console output: stdout keeps the table
+        train(cfg)
     return StepTimer.seconds
 
 
 def endless(loader: Iterator) -> Iterator:
     return itertools.chain.from_iterable(itertools.repeat(loader))
+
+
+def mixed_precision(loss: Loss, precision: str, device: str) -> Loss:
+    """``loss`` under the autocast of Lightning's ``precision`` when it is a mixed one (forward
+    and loss in bfloat16 or float16, the backward pass outside), as the Trainer runs a step."""
+    if not precision.endswith("-mixed"):
+        return loss
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
+
+    def autocast_loss(net: torch.nn.Module, batch: tuple) -> torch.Tensor:
+        with torch.autocast(device, dtype=dtype):
+            return loss(net, batch)
+    return autocast_loss
 
 
 def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
@@ -169,7 +185,7 @@ def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
     net = module.net.train()
     optimizer = instantiate(cfg.optimizer)(param_groups(net))
     scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=cfg.trainer.max_steps)
-    loss = family.loss(module)
+    loss = mixed_precision(family.loss(module), str(cfg.trainer.precision), next(net.parameters()).device.type)
     augment = getattr(datamodule, "augment", False)
     ema = getattr(module, "ema_decay", None)  # the recipe's weight average, updated every step
     average = ema and AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
@@ -188,8 +204,19 @@ def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
     return clock() - start
 
 
-# CPU speed levers, each measured as the recipe plus these overrides (--levers)
-LEVERS = {"fused optimizer": ["++optimizer.fused=true"], "bf16 autocast": ["trainer.precision=bf16-mixed"]}
+# CPU speed levers (--levers): the overrides that turn each on and off. Each is measured flipped
+# against the recipe (on where the recipe has it off, off where on), so its column gives the step
+# with the lever on, and its worth: that time over the time with it off.
+LEVERS = {"fused Adam(W)": (["++optimizer.fused=true"], ["++optimizer.fused=false"]),
+          "bf16 autocast": (["trainer.precision=bf16-mixed"], ["trainer.precision=32-true"])}
+
+
+def recipe_has(family: Family, on: list[str]) -> bool:
+    """Whether ``family``'s recipe already composes as it does with the overrides ``on``."""
+    with tempfile.TemporaryDirectory() as tmp:  # the same run folder for both
+        first, second = (OmegaConf.to_container(config(f, 0, 1, Path(tmp)), resolve=True)
+                         for f in (family, with_overrides(family, on)))
+    return first == second
 
 
 def with_overrides(family: Family, overrides: list[str]) -> Family:
@@ -203,7 +230,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, interleaved; the fastest counts")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     parser.add_argument("--levers", action="store_true",
-                        help="also the framework's step with each CPU lever: %s" % ", ".join(LEVERS))
+                        help="also the framework's step with each CPU lever flipped: %s" % ", ".join(LEVERS))
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
                         help="cpu: this process's CPU seconds instead of wall seconds; with --threads 1 "
                              "they hardly change when other processes share the cores")
@@ -218,20 +245,23 @@ def main() -> None:
           f"{WARMUP}, fastest of {args.repeat} ({args.clock} clock); load average {os.getloadavg()[0]:.2f}",
           flush=True)
     levers = LEVERS if args.levers else {}
-    rows = []
+    header = ["family (recipe)", "dlstudies ms/step", "plain loop ms/step", "ratio", *levers]
+    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for key in args.only or FAMILIES:
             family = FAMILIES[key]
             if family.data:
                 path = args.data / family.data
                 if not path.exists():
-                    print(f"{family.name}: skipped, {path} missing (--data)", flush=True)
+                    print(f"{family.name}: skipped, {path} missing (--data)", file=sys.stderr, flush=True)
                     continue
                 family = with_overrides(family, [f"data.path={path}"])
             out = Path(tmp) / key
             out.mkdir()
             measures = {"dlstudies": (framework_seconds, family), "plain": (plain_seconds, family)}
-            measures |= {name: (framework_seconds, with_overrides(family, extra)) for name, extra in levers.items()}
+            lever_on = {name: recipe_has(family, on) for name, (on, off) in levers.items()}
+            measures |= {name: (framework_seconds, with_overrides(family, off if lever_on[name] else on))
+                         for name, (on, off) in levers.items()}
             best = dict.fromkeys(measures, float("inf"))
             for _ in range(args.repeat):
                 for name, (measure, variant) in measures.items():
@@ -239,13 +269,12 @@ def main() -> None:
                     best[name] = min(best[name], seconds)
                     print(f"  {family.name}: {name} {1000 * seconds / args.steps:.2f} ms/step", file=sys.stderr,
                           flush=True)
-            rows.append((family.name, {name: 1000 * seconds / args.steps for name, seconds in best.items()}))
-    header = ["family (recipe)", "dlstudies ms/step", "plain loop ms/step", "ratio", *levers]
-    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    for name, ms in rows:
-        cells = [name, f"{ms['dlstudies']:.2f}", f"{ms['plain']:.2f}", f"{ms['dlstudies'] / ms['plain']:.2f}x"]
-        cells += [f"{ms[lever]:.2f} ({ms[lever] / ms['dlstudies']:.2f}x)" for lever in levers]
-        print("| " + " | ".join(cells) + " |")
+            ms = {name: 1000 * seconds / args.steps for name, seconds in best.items()}
+            cells = [family.name, f"{ms['dlstudies']:.2f}", f"{ms['plain']:.2f}", f"{ms['dlstudies'] / ms['plain']:.2f}x"]
+            for lever, on in lever_on.items():  # the step with the lever on, and that over the step with it off
+                on_ms, off_ms = (ms["dlstudies"], ms[lever]) if on else (ms[lever], ms["dlstudies"])
+                cells.append(f"{on_ms:.2f} ({on_ms / off_ms:.2f}x{', recipe default' if on else ''})")
+            print("| " + " | ".join(cells) + " |", flush=True)  # row by row: a cut-off run keeps its rows
     print(f"\n# load average at the end: {os.getloadavg()[0]:.2f}")
 
 

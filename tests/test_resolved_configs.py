@@ -40,6 +40,8 @@ def resolved(overrides: list[str], tmp_path: Path) -> dict:
     record = {"job": OmegaConf.to_container(cfg, resolve=True)}
     if "wandb" in record["job"]["logger"]:  # depends on the machine's W&B login, not on the YAML
         record["job"]["logger"]["wandb"]["offline"] = "<machine>"
+    if OmegaConf.to_container(cfg.trainer)["precision"] == "${dls.cpu_precision:}":  # on the machine's CPU
+        record["job"]["trainer"]["precision"] = "<machine>"
     if "sweep" in "".join(overrides):
         record["sweeper_params"] = OmegaConf.to_container(hydra.sweeper.params, resolve=True)
         record["launcher"] = OmegaConf.to_container(hydra.launcher, resolve=True)

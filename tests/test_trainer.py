@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.demos.boring_classes import BoringModel
 from omegaconf import OmegaConf
@@ -95,6 +96,16 @@ def test_the_bar_takes_steps_a_few_times_a_second_not_after_every_batch(monkeypa
     assert len(updates) <= 50 and updates[-1] == 299  # the last step is always drawn
     (steps,) = [task for task in bar.progress.tasks if task.description.startswith("Steps")]
     assert steps.completed == 300
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx", "precision"),
+                         [(True, False, "bf16-mixed"), (False, True, "bf16-mixed"), (False, False, "32-true")])
+def test_the_cpu_recipe_autocasts_to_bf16_only_where_the_cpu_computes_it_natively(
+        avx512_bf16: bool, amx: bool, precision: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert make_cfg(["experiment=shakespeare_gpt_cpu"], tmp_path).trainer.precision == precision
+    assert make_cfg(["experiment=shakespeare_gpt_cpu", "trainer.precision=32-true"], tmp_path).trainer.precision == "32-true"
 
 
 @pytest.mark.parametrize("mode", group_options("debug"))

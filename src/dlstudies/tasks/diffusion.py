@@ -6,7 +6,7 @@ net's output on its target (the noise, the data or v: ``prediction``) by mean sq
 al.'s "simple" loss. A class-conditional net learns with the label replaced by "no label" with
 probability ``label_dropout`` so that one net also models the data unconditionally, which
 classifier-free guidance needs (Ho & Salimans 2022). With ``ema_decay`` Lightning's
-``EMAWeightAveraging`` keeps an exponential moving average of the weights; validation, every
+``WeightAveraging`` keeps an exponential moving average of the weights; validation, every
 checkpoint's ``state_dict``, the test and therefore every sample use the averaged weights (the
 raw ones sample visibly worse and are kept in the checkpoint as ``current_model_state``).
 """
@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import EMAWeightAveraging
+from lightning.pytorch.callbacks import WeightAveraging
 from torch import nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torchmetrics import MeanMetric
 
 from dlstudies.checkpoint import read_checkpoint
@@ -97,8 +98,12 @@ class Diffusion(Task):
         self.load_state_dict(weights)
 
     def configure_callbacks(self) -> list:
-        """The weight average that samples (see the module docstring), when ``ema_decay`` is set."""
-        return [] if self.ema_decay is None else [EMAWeightAveraging(decay=self.ema_decay)]
+        """The weight average that samples (see the module docstring), when ``ema_decay`` is set:
+        updated every step by one foreach kernel over all weights, where Lightning's
+        ``EMAWeightAveraging`` runs a few kernels per weight tensor (its ``avg_fn``)."""
+        if self.ema_decay is None:
+            return []
+        return [WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay))]
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor | None, generator: torch.Generator | None = None) -> torch.Tensor:
         """The simple loss on a batch: mean squared error of the output against its target."""
