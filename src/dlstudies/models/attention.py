@@ -10,6 +10,18 @@ from dlstudies.config.errors import ConfigError
 from dlstudies.models.sizes import check_sizes
 
 
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                    dropout: float, causal: bool) -> torch.Tensor:
+    """``F.scaled_dot_product_attention``, in float32 on a CPU under autocast: PyTorch's CPU kernel
+    takes 2-3x longer (forward and backward) in bfloat16 than in float32 at the course's head sizes,
+    which cancelled the rest of the step's bfloat16 gain (benchmarks/overhead.py --levers)."""
+    if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
+                                                  dropout_p=dropout, is_causal=causal)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+
+
 class LayerCache:
     """The keys and values one self-attention layer has computed so far, (B, heads, S, d) each."""
 
@@ -87,8 +99,7 @@ class MultiHeadAttention(nn.Module):
         if need_weights:
             y, weights = self._attend_explicitly(q, k, v, mask, drop)
         else:  # no explicit mask for plain causal attention: is_causal lets SDPA skip the masked half
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop,
-                                               is_causal=self.causal and mask is None and T == k.size(2))
+            y = fused_attention(q, k, v, mask, drop, causal=self.causal and mask is None and T == k.size(2))
         y = self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
         return (y, weights) if need_weights else y
 
