@@ -10,11 +10,14 @@ For each family, at its documented recipe's size and batch (``experiment=<name>`
   plus a timer callback;
 - plain: the net the recipe builds (same initialization), its data loader, optimizer (parameter
   groups, fused or not), schedule, clipping and precision (the autocast of ``bf16-mixed``), in a
-  bare loop (``lm_benchmark.train_steps``).
+  bare loop (``lm_benchmark.train_steps``);
+- Lightning alone: the plain loop's step as a LightningModule in ``Trainer(barebones=True)``: the
+  part of the framework's cost that is Lightning's own loop (hooks, closure, optimizer wrappers),
+  which no change to dlstudies removes.
 
-Both time ``--steps`` steps after ``WARMUP`` steps; each run is ``WARMUP + steps`` long, so its
-validation comes after the timed window. The two alternate ``--repeat`` times in one process and
-the fastest of each is kept (a shared machine's speed drifts). The ratio is dlstudies / plain.
+Each of the three times ``--steps`` steps after ``WARMUP`` steps; a run is ``WARMUP + steps`` long, so its
+validation comes after the timed window. The three alternate ``--repeat`` times in one process and
+the fastest of each is kept (a shared machine's speed drifts). Ratios are over the plain loop.
 """
 
 import argparse
@@ -176,8 +179,23 @@ def mixed_precision(loss: Loss, precision: str, device: str) -> Loss:
     return autocast_loss
 
 
-def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
-    """Seconds of ``steps`` steps of a bare loop over the same net, data and optimizer."""
+@dataclasses.dataclass
+class Recipe:
+    """What a recipe trains, built as ``train`` builds it: the net (same initialization), its data,
+    optimizer (parameter groups, fused or not), schedule, clipping, precision, the plain loss and
+    what follows each step (a weight average's update)."""
+
+    datamodule: L.LightningDataModule
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    clip: float | None
+    precision: str
+    loss: Loss
+    after_step: Callable[[], None] | None
+
+
+def recipe(family: Family, steps: int, threads: int, out: Path) -> Recipe:
     cfg = config(family, steps, threads, out)
     torch.set_num_threads(threads)
     L.seed_everything(cfg.seed, verbose=False)
@@ -185,11 +203,18 @@ def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
     net = module.net.train()
     optimizer = instantiate(cfg.optimizer)(param_groups(net))
     scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=cfg.trainer.max_steps)
-    loss = mixed_precision(family.loss(module), str(cfg.trainer.precision), next(net.parameters()).device.type)
-    augment = getattr(datamodule, "augment", False)
     ema = getattr(module, "ema_decay", None)  # the recipe's weight average, updated every step
     average = ema and AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
     after_step = average and (lambda: average.update_parameters(net))
+    return Recipe(datamodule, net, optimizer, scheduler, cfg.trainer.gradient_clip_val, str(cfg.trainer.precision),
+                  family.loss(module), after_step)
+
+
+def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
+    """Seconds of ``steps`` steps of a bare loop over the same net, data and optimizer."""
+    r = recipe(family, steps, threads, out)
+    loss = mixed_precision(r.loss, r.precision, next(r.net.parameters()).device.type)
+    datamodule, augment = r.datamodule, getattr(r.datamodule, "augment", False)
 
     def prepared(batch: tuple) -> tuple:
         """The data module's own preparation (trimming padding, augmentation), as in training."""
@@ -197,11 +222,46 @@ def plain_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
         return (datamodule.augment_batch(batch[0]), *batch[1:]) if augment else batch
 
     batches = map(prepared, endless(datamodule.train_dataloader()))
-    clip = cfg.trainer.gradient_clip_val
-    train_steps(net, batches, WARMUP, optimizer, scheduler, clip, loss, after_step)
+    train_steps(r.net, batches, WARMUP, r.optimizer, r.scheduler, r.clip, loss, r.after_step)
     start = clock()
-    train_steps(net, batches, steps, optimizer, scheduler, clip, loss, after_step)
+    train_steps(r.net, batches, steps, r.optimizer, r.scheduler, r.clip, loss, r.after_step)
     return clock() - start
+
+
+class LightningAlone(L.LightningModule):
+    """The plain loop's step as a LightningModule: what Lightning's own loop costs, without
+    anything of dlstudies (task, callbacks, loggers)."""
+
+    def __init__(self, r: Recipe) -> None:
+        super().__init__()
+        self.r, self.net = r, r.net
+
+    def training_step(self, batch: tuple, batch_idx: int) -> torch.Tensor:
+        return self.r.loss(self.net, batch)
+
+    def on_train_batch_end(self, outputs, batch: tuple, batch_idx: int) -> None:
+        if self.r.after_step is not None:
+            self.r.after_step()
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        if self.r.clip:  # as the plain loop clips (Lightning's own check refuses fused + mixed)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.r.clip)
+
+    def configure_optimizers(self) -> dict:
+        return {"optimizer": self.r.optimizer, "lr_scheduler": {"scheduler": self.r.scheduler, "interval": "step"}}
+
+
+def lightning_seconds(family: Family, steps: int, threads: int, out: Path) -> float:
+    """Seconds of ``steps`` steps of the plain loop's step in ``Trainer(barebones=True)``."""
+    r = recipe(family, steps, threads, out)
+    trainer = L.Trainer(barebones=True, accelerator="cpu", devices=1, precision=r.precision, max_steps=WARMUP + steps,
+                        limit_val_batches=0, callbacks=[StepTimer(WARMUP, WARMUP + steps)],
+                        gradient_clip_val=r.clip, default_root_dir=str(out))
+    StepTimer.seconds = float("nan")
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.fit(LightningAlone(r), datamodule=r.datamodule)
+    return StepTimer.seconds
 
 
 # CPU speed levers (--levers): the overrides that turn each on and off. Each is measured flipped
@@ -245,7 +305,8 @@ def main() -> None:
           f"{WARMUP}, fastest of {args.repeat} ({args.clock} clock); load average {os.getloadavg()[0]:.2f}",
           flush=True)
     levers = LEVERS if args.levers else {}
-    header = ["family (recipe)", "dlstudies ms/step", "plain loop ms/step", "ratio", *levers]
+    header = ["family (recipe)", "dlstudies ms/step", "plain loop ms/step", "ratio", "Lightning alone: ms/step, ratio",
+              *levers]
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for key in args.only or FAMILIES:
@@ -258,7 +319,8 @@ def main() -> None:
                 family = with_overrides(family, [f"data.path={path}"])
             out = Path(tmp) / key
             out.mkdir()
-            measures = {"dlstudies": (framework_seconds, family), "plain": (plain_seconds, family)}
+            measures = {"dlstudies": (framework_seconds, family), "plain": (plain_seconds, family),
+                        "Lightning alone": (lightning_seconds, family)}
             lever_on = {name: recipe_has(family, on) for name, (on, off) in levers.items()}
             measures |= {name: (framework_seconds, with_overrides(family, off if lever_on[name] else on))
                          for name, (on, off) in levers.items()}
@@ -270,7 +332,9 @@ def main() -> None:
                     print(f"  {family.name}: {name} {1000 * seconds / args.steps:.2f} ms/step", file=sys.stderr,
                           flush=True)
             ms = {name: 1000 * seconds / args.steps for name, seconds in best.items()}
-            cells = [family.name, f"{ms['dlstudies']:.2f}", f"{ms['plain']:.2f}", f"{ms['dlstudies'] / ms['plain']:.2f}x"]
+            alone = ms["Lightning alone"]
+            cells = [family.name, f"{ms['dlstudies']:.2f}", f"{ms['plain']:.2f}", f"{ms['dlstudies'] / ms['plain']:.2f}x",
+                     f"{alone:.2f}, {alone / ms['plain']:.2f}x"]
             for lever, on in lever_on.items():  # the step with the lever on, and that over the step with it off
                 on_ms, off_ms = (ms["dlstudies"], ms[lever]) if on else (ms[lever], ms["dlstudies"])
                 cells.append(f"{on_ms:.2f} ({on_ms / off_ms:.2f}x{', recipe default' if on else ''})")

@@ -50,6 +50,23 @@ def test_causal_attention_without_a_mask_equals_pytorch() -> None:
     torch.testing.assert_close(ours(x), reference(x, x, x, attn_mask=future)[0], atol=1e-5, rtol=1e-5)
 
 
+
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+def test_bf16_autocast_on_cpu_attends_in_float32(causal: bool) -> None:
+    """Under CPU bfloat16 autocast the projections run in bf16 but the attention product in fp32
+    (the faster CPU kernel there): the output is the fp32 attention of the bf16 projections."""
+    ours, _ = attention_pair(causal)
+    x = torch.randn(3, 7, WIDTH)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = ours(x)
+        q, k, v = ours.qkv(x).view(3, 7, 3, HEADS, WIDTH // HEADS).permute(2, 0, 3, 1, 4)
+    assert q.dtype == torch.bfloat16
+    y = nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=causal)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = ours.proj(y.transpose(1, 2).reshape(3, 7, WIDTH))
+    torch.testing.assert_close(out, expected, atol=0, rtol=0)
+    torch.testing.assert_close(out.float(), ours(x), atol=0.05, rtol=0.05)
+
 def test_cross_attention_equals_pytorch_with_padding() -> None:
     ours, reference = attention_pair()
     x, memory = torch.randn(3, 4, WIDTH), torch.randn(3, 6, WIDTH)
