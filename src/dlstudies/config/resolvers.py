@@ -68,8 +68,8 @@ def job_dirname(num: int, overrides: list[str]) -> str:
 def cpu_precision() -> str:
     """Lightning's precision for a CPU recipe: bfloat16 autocast where the CPU computes bfloat16
     natively (AVX-512 BF16 or AMX), full fp32 elsewhere, where bfloat16 would be emulated and slower.
-    On this project's AMD EPYC shakespeare_gpt_cpu took 116.2 s instead of 143.8 s at 1 thread, at
-    the same loss, but no less at 2 threads (README, "Per-step overhead of every family")."""
+    On this project's AMD EPYC it shortens the nanoGPT-size GPT's step to 0.70x at 2 threads, at the
+    same loss (README, "The GPT against nanoGPT's own train.py")."""
     return "bf16-mixed" if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported() else "32-true"
 
 

@@ -13,8 +13,8 @@ from dlstudies.models.sizes import check_sizes
 def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
                     dropout: float, causal: bool) -> torch.Tensor:
     """``F.scaled_dot_product_attention``, in float32 on a CPU under autocast: PyTorch's CPU kernel
-    takes 2-3x longer (forward and backward) in bfloat16 than in float32 at the course's head sizes,
-    which cancelled the rest of the step's bfloat16 gain (benchmarks/overhead.py --levers)."""
+    takes 2.6-4.4x longer (forward and backward) in bfloat16 than in float32 at the course's small
+    head sizes (benchmarks/attention_kernels.py), which cancelled the rest of a step's bf16 gain."""
     if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
         with torch.autocast("cpu", enabled=False):
             return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
