@@ -15,9 +15,10 @@ For each family, at its documented recipe's size and batch (``experiment=<name>`
   part of the framework's cost that is Lightning's own loop (hooks, closure, optimizer wrappers),
   which no change to dlstudies removes.
 
-Each of the three times ``--steps`` steps after ``WARMUP`` steps; a run is ``WARMUP + steps`` long, so its
-validation comes after the timed window. The three alternate ``--repeat`` times in one process and
-the fastest of each is kept (a shared machine's speed drifts). Ratios are over the plain loop.
+Each of the three times ``--steps`` steps after ``WARMUP`` steps; a run is ``WARMUP + steps``
+long, so its validation comes after the timed window. The three alternate ``--repeat`` times in
+one process and the fastest of each is kept (a shared machine's speed drifts). Ratios are over the
+plain loop.
 """
 
 import argparse
@@ -196,6 +197,7 @@ class Recipe:
 
 
 def recipe(family: Family, steps: int, threads: int, out: Path) -> Recipe:
+    """``family``'s recipe at ``WARMUP + steps`` steps, seeded as its run is."""
     cfg = config(family, steps, threads, out)
     torch.set_num_threads(threads)
     L.seed_everything(cfg.seed, verbose=False)

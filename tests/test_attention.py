@@ -50,7 +50,6 @@ def test_causal_attention_without_a_mask_equals_pytorch() -> None:
     torch.testing.assert_close(ours(x), reference(x, x, x, attn_mask=future)[0], atol=1e-5, rtol=1e-5)
 
 
-
 @pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
 def test_bf16_autocast_on_cpu_attends_in_float32(causal: bool) -> None:
     """Under CPU bfloat16 autocast the projections run in bf16 but the attention product in fp32
@@ -66,6 +65,7 @@ def test_bf16_autocast_on_cpu_attends_in_float32(causal: bool) -> None:
         expected = ours.proj(y.transpose(1, 2).reshape(3, 7, WIDTH))
     torch.testing.assert_close(out, expected, atol=0, rtol=0)
     torch.testing.assert_close(out.float(), ours(x), atol=0.05, rtol=0.05)
+
 
 def test_cross_attention_equals_pytorch_with_padding() -> None:
     ours, reference = attention_pair()
